@@ -104,7 +104,6 @@ def _period(schedule: Schedule) -> timedelta | None:
     return schedule.period
 
 
-
 def default_grace(schedule: Schedule) -> timedelta:
     """The default grace: 10% of the schedule's period, at least 60 s, in whole seconds.
 
