@@ -311,8 +311,8 @@ def _common(tag: JobTag, kind: str, severity: str) -> dict[str, Any]:
 
 
 def _late_rule(policy: AlertPolicy, selector: str) -> dict[str, Any]:
-    tag, window = policy.tag, policy.late_window
-    assert window is not None and tag.schedule.period is not None
+    tag, window, period = policy.tag, policy.late_window, _period(policy.tag.schedule)
+    assert window is not None and period is not None  # manual jobs have no late rule
     span = logql_duration(window)
     successes = f"{_count_runs(selector, [SUCCESS], span)} or vector(0)"
     return {
@@ -337,7 +337,7 @@ def _late_rule(policy: AlertPolicy, selector: str) -> dict[str, Any]:
         "annotations": {
             "summary": f"{_who(tag)}: no successful run in the last {span}",
             "description": (
-                f"{tag.name} runs {tag.schedule}; at most {logql_duration(tag.schedule.period)} should pass "
+                f"{tag.name} runs {tag.schedule}; at most {logql_duration(period)} should pass "
                 f"between two runs, plus {logql_duration(policy.grace)} grace. No run succeeded in the last "
                 f"{span}: the job fails every time, hangs, is no longer scheduled, or the application is "
                 "down. Resolves at the next successful run."
