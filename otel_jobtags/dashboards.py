@@ -134,8 +134,7 @@ def logql_duration(duration: timedelta) -> str:
         raise ConfigError(f"Invalid duration {duration}: it must be longer than 0 s")
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
-    text = "".join(f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n)
-    return text
+    return "".join(f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n)
 
 
 def job_selector(
