@@ -183,6 +183,11 @@ def _add_generated_artefact_commands(commands: argparse._SubParsersAction[argpar
             help="how Loki stores job_tag; must match loki-config.yaml (default: %(default)s)",
         )
 
+    def out_option(parser: argparse.ArgumentParser, default: str) -> None:
+        parser.add_argument(
+            "--out", default=default, metavar="DIR", help="directory to write to (default: %(default)s)"
+        )
+
     def check_option(parser: argparse.ArgumentParser, what: str) -> None:
         parser.add_argument(
             "--check", action="store_true", help=f"write nothing; exit 1 when {what} on disk is stale"
@@ -197,12 +202,7 @@ def _add_generated_artefact_commands(commands: argparse._SubParsersAction[argpar
         ),
     )
     registry_option(dashboard)
-    dashboard.add_argument(
-        "--out",
-        default="grafana/dashboards",
-        metavar="DIR",
-        help="directory to write to (default: %(default)s)",
-    )
+    out_option(dashboard, "grafana/dashboards")
     job_tag_option(dashboard)
     check_option(dashboard, "a dashboard")
     dashboard.set_defaults(func=_cmd_dashboard)
@@ -217,12 +217,7 @@ def _add_generated_artefact_commands(commands: argparse._SubParsersAction[argpar
         ),
     )
     registry_option(alerts)
-    alerts.add_argument(
-        "--out",
-        default="grafana/provisioning/alerting",
-        metavar="DIR",
-        help="directory to write to (default: %(default)s)",
-    )
+    out_option(alerts, "grafana/provisioning/alerting")
     job_tag_option(alerts)
     check_option(alerts, "the rules file")
     alerts.set_defaults(func=_cmd_alerts)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from support.grafana import REPO, parse_duration, range_of, rule_queries
+from support.grafana import REPO, parse_duration, range_of, rule_queries, small_registry
 
 from otel_jobtags import ConfigError, Cron, Interval, TagRegistry, UnknownJobError, parse_schedule
 from otel_jobtags.alerts import (
@@ -325,14 +325,6 @@ def test_missed_and_skipped_runs_are_not_failures() -> None:
 
 
 # ---------------------------------------------------------------- policies and overrides
-
-
-def small_registry() -> TagRegistry:
-    jobs = TagRegistry()
-    jobs.define("AUTO_REBAL", "auto_rebalance", "automatic portfolio rebalancing", "hourly at minute 17")
-    jobs.define("PRICE_CACHE", "price_cache", "refresh the price cache", "every 5 s")
-    jobs.define("REPORT", "monthly_report", "", "manual")
-    return jobs
 
 
 def test_overrides_apply_per_job_by_tag_name_or_job_id() -> None:

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import pytest
-from support.grafana import REPO, grafana_custom_options, panel_queries
+from support.grafana import REPO, grafana_custom_options, panel_queries, small_registry
 
 from otel_jobtags import ConfigError, TagRegistry
 from otel_jobtags.dashboards import (
@@ -24,15 +24,6 @@ from otel_jobtags.dashboards import (
     write_dashboards,
 )
 from otel_jobtags.demo import JOBS
-
-
-def small_registry() -> TagRegistry:
-    jobs = TagRegistry()
-    jobs.define("AUTO_REBAL", "auto_rebalance", "automatic portfolio rebalancing", "hourly at minute 17")
-    jobs.define("PRICE_CACHE", "price_cache", "refresh the price cache, fast", "every 5 s")
-    jobs.define("REPORT", "monthly_report", "", "manual")
-    return jobs
-
 
 # ---------------------------------------------------------------- loki_field
 

@@ -8,8 +8,20 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from otel_jobtags import TagRegistry
+
 REPO = Path(__file__).resolve().parents[2]
 """The repository root."""
+
+
+def small_registry() -> TagRegistry:
+    """Three jobs: hourly (cron), every 5 s (interval, a comma in its description), manual."""
+    jobs = TagRegistry()
+    jobs.define("AUTO_REBAL", "auto_rebalance", "automatic portfolio rebalancing", "hourly at minute 17")
+    jobs.define("PRICE_CACHE", "price_cache", "refresh the price cache, fast", "every 5 s")
+    jobs.define("REPORT", "monthly_report", "", "manual")
+    return jobs
+
 
 _DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
