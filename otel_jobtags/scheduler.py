@@ -155,6 +155,15 @@ class RunRecordPolicy:
             )
 
 
+RunRecords = (
+    bool
+    | Mapping[str, RunRecordPolicy]
+    | Mapping[JobTag, RunRecordPolicy]
+    | Mapping[str | JobTag, RunRecordPolicy]
+)
+"""What ``connect(run_records=...)`` takes: on, off, or policies by job id, tag name or tag."""
+
+
 def default_run_record_policy(tag: JobTag) -> RunRecordPolicy:
     """The policy a job gets unless ``run_records`` names it.
 
@@ -485,7 +494,7 @@ class SchedulerConnection:
         registry: TagRegistry,
         *,
         strict: bool,
-        run_records: bool | Mapping[str | JobTag, RunRecordPolicy],
+        run_records: RunRecords,
         clock: Callable[[], float],
     ) -> None:
         self.scheduler = scheduler
@@ -692,7 +701,7 @@ def connect(
     registry: TagRegistry,
     *,
     strict: bool = True,
-    run_records: bool | Mapping[str | JobTag, RunRecordPolicy] = True,
+    run_records: RunRecords = True,
     clock: Callable[[], float] = time.monotonic,
 ) -> SchedulerConnection:
     """Run every job of an APScheduler 3.x scheduler in its job context, and record every run.
@@ -942,7 +951,8 @@ def trigger_for(schedule: Schedule | JobTag, *, timezone: Any = None) -> Any:
 
     Args:
         schedule: a schedule, or a tag whose schedule to use.
-        timezone: passed to the trigger; the scheduler's own by default.
+        timezone: the trigger's time zone; by default APScheduler's, the local
+            one (a trigger object does not take the scheduler's).
     """
     if isinstance(schedule, JobTag):
         schedule = schedule.schedule
@@ -954,15 +964,18 @@ def trigger_for(schedule: Schedule | JobTag, *, timezone: Any = None) -> Any:
     fields = schedule.fields
 
     def cron(**days: str) -> Any:
-        texts = {"minute": minute, "hour": hour, "month": month, **days}
+        # Only the restricted fields, so the trigger prints like a hand-written one;
+        # minute always, or APScheduler would default it to 0 after a given hour.
+        given = {name: text for name, text in {"month": month, **days, "hour": hour}.items() if text != "*"}
+        given["minute"] = minute
         try:
-            return CronTrigger(**texts, timezone=timezone)
+            return CronTrigger(**given, timezone=timezone)
         except ValueError:  # a form APScheduler reads differently: spell out the values
-            expanded = dict(zip(("minute", "hour", "day", "month"), fields, strict=False))
+            expanded = {"minute": fields[0], "hour": fields[1], "day": fields[2], "month": fields[3]}
             return CronTrigger(
                 **{
                     name: text if text == "*" or name == "day_of_week" else _values(expanded[name])
-                    for name, text in texts.items()
+                    for name, text in given.items()
                 },
                 timezone=timezone,
             )

@@ -912,6 +912,7 @@ def test_compare_schedule(schedule: str, trigger: Any, reason: str | None) -> No
         "cron: */15 9-17 * * 1-5",
         "cron: 50/20 * * * *",
         "cron: 0 9 13 * 5",
+        "cron: * 9 * * *",
     ],
 )
 def test_trigger_for_builds_a_trigger_that_follows_the_schedule(schedule: str) -> None:
@@ -1100,3 +1101,24 @@ def test_invalid_run_records_are_refused(
 def test_invalid_run_record_policies_are_refused(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         RunRecordPolicy(**kwargs)
+
+
+# ---------------------------------------------------------------------------
+# The demo runs on connect().
+# ---------------------------------------------------------------------------
+
+
+def test_demo_runs_every_seed_job_with_run_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from otel_jobtags.demo import JOBS, run_demo
+
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    log_file = tmp_path / "demo.log"
+    summaries = run_demo(duration=1.5, log_file=log_file, seed=7, out=io.StringIO())
+
+    assert sorted(name for name, s in summaries.items() if s.records) == sorted(JOBS.names)
+    text = log_file.read_text(encoding="utf-8")
+    for tag in JOBS:
+        assert f"{tag} run " in text, f"no run record of {tag}"
