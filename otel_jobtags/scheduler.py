@@ -659,8 +659,12 @@ class SchedulerConnection:
         self._add_job = add_job
 
     def _wrap_executor(self, executor: Any) -> None:
-        if any(executor is wrapped for wrapped, _ in self._wrapped_executors):
-            return
+        with self._lock:  # connect() and the executor-added listener may race
+            if any(executor is wrapped for wrapped, _ in self._wrapped_executors):
+                return
+            self._wrap_submit_job(executor)
+
+    def _wrap_submit_job(self, executor: Any) -> None:
         original = executor.submit_job
 
         def submit_job(job: Any, run_times: list[datetime]) -> Any:

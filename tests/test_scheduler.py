@@ -593,6 +593,21 @@ def test_blocking_scheduler_jobs_run_in_their_context(registry: TagRegistry, log
     assert (inside.message, inside.job_tag) == ("[DAILY_SUMMARY] done, stopping", "DAILY_SUMMARY")
 
 
+def test_an_executor_added_after_connect_runs_jobs_in_their_context(
+    make_scheduler: Callable[..., BackgroundScheduler], registry: TagRegistry
+) -> None:
+    scheduler = make_scheduler()
+    connect(scheduler, registry)
+    events = Events(scheduler)
+    scheduler.start()
+    scheduler.add_executor(ThreadPoolExecutor(1), "reports")
+    seen: list[Any] = []
+    scheduler.add_job(lambda: seen.append(current_job()), id="send_daily_summary", executor="reports")
+    events.wait(1)
+    [active] = seen
+    assert active.tag == registry.DAILY_SUMMARY
+
+
 def test_process_pool_jobs_set_their_context_in_the_child_process(
     registry: TagRegistry, tmp_path: Path
 ) -> None:
@@ -1122,3 +1137,16 @@ def test_demo_runs_every_seed_job_with_run_records(tmp_path: Path, monkeypatch: 
     text = log_file.read_text(encoding="utf-8")
     for tag in JOBS:
         assert f"{tag} run " in text, f"no run record of {tag}"
+
+
+def test_importing_the_package_does_not_import_apscheduler() -> None:
+    import subprocess
+    import sys
+
+    import otel_jobtags
+
+    code = "import sys, otel_jobtags; print(sorted(m for m in sys.modules if m.startswith('apscheduler')))"
+    tree = str(Path(otel_jobtags.__file__).parents[1])  # this tree's package, not another install
+    env = {**os.environ, "PYTHONPATH": tree}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert result.stdout == "[]\n"
