@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Build the otel-jobtags OpenTelemetry Collector from collector/builder-config.yaml
+# with the OpenTelemetry Collector Builder, and print the binary's path.
+#
+# Usage: scripts/build-collector.sh
+#
+# The binary is cached per release and manifest hash in
+#   ${OTEL_JOBTAGS_CACHE:-$HOME/.cache/otel-jobtags}/otelcol-<release>-<hash>/otelcol-jobtags
+# so a second run with the same manifest returns at once. Editing the manifest
+# changes the hash and so builds anew. A build goes to a scratch directory and
+# is moved into place only once it works, so an interrupted build never leaves
+# a half-made binary behind; a lock serialises concurrent runs.
+#
+# stdout carries one line, the binary's absolute path; everything else
+# (progress, the builder's and go's output, errors) goes to stderr.
+#
+# Environment:
+#   OTEL_JOBTAGS_CACHE  cache root (default: $HOME/.cache/otel-jobtags)
+#   GO                  go command to use (default: go on PATH, else /usr/local/go/bin/go)
+set -euo pipefail
+
+die() {
+	printf 'build-collector: error: %s\n' "$*" >&2
+	exit 1
+}
+log() {
+	printf 'build-collector: %s\n' "$*" >&2
+}
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+manifest="$repo_root/collector/builder-config.yaml"
+[[ -f $manifest ]] || die "builder manifest not found: $manifest"
+
+# The release is the manifest's dist.version; the builder is taken at the same
+# release so that its code generation matches the component modules.
+release=$(sed -n 's/^  version: *"\{0,1\}\([0-9][0-9.]*\)"\{0,1\} *$/\1/p' "$manifest")
+[[ $release =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] ||
+	die "could not read dist.version (x.y.z) from $manifest (got '${release}')"
+binary_name=$(sed -n 's/^  name: *\([A-Za-z0-9_.-]*\) *$/\1/p' "$manifest" | head -n 1)
+[[ -n $binary_name ]] || die "could not read dist.name from $manifest"
+output_path=$(sed -n 's|^  output_path: *\./\([A-Za-z0-9_.-]*\) *$|\1|p' "$manifest")
+[[ -n $output_path ]] ||
+	die "dist.output_path in $manifest must be a plain relative directory like ./otelcol-jobtags"
+
+go_cmd=${GO:-}
+if [[ -z $go_cmd ]]; then
+	go_cmd=$(command -v go || true)
+	[[ -n $go_cmd ]] || go_cmd=/usr/local/go/bin/go
+fi
+[[ -x $go_cmd ]] || go_cmd=$(command -v "$go_cmd" || true)
+[[ -n $go_cmd && -x $go_cmd ]] || die "no go toolchain found (set GO=/path/to/go)"
+# The builder runs "go" from PATH: make it the one chosen here.
+export PATH="$(dirname "$go_cmd"):$PATH"
+
+manifest_hash=$(sha256sum "$manifest" | cut -c1-12)
+cache_root=${OTEL_JOBTAGS_CACHE:-$HOME/.cache/otel-jobtags}
+dest_dir="$cache_root/otelcol-$release-$manifest_hash"
+binary="$dest_dir/$binary_name"
+
+check_binary() {
+	# A cached binary counts only if it runs and reports the manifest's release.
+	local out
+	out=$("$1" --version 2>&1) || return 1
+	[[ $out == *"$release"* ]]
+}
+
+if [[ -x $binary ]] && check_binary "$binary"; then
+	printf '%s\n' "$binary"
+	exit 0
+fi
+
+mkdir -p "$cache_root"
+exec 9>"$cache_root/.build-collector.lock"
+if ! flock -n 9; then
+	log "another build holds $cache_root/.build-collector.lock; waiting for it"
+	flock 9
+fi
+# Another run may have finished the same build while this one waited.
+if [[ -x $binary ]] && check_binary "$binary"; then
+	printf '%s\n' "$binary"
+	exit 0
+fi
+
+builder_bin_dir="$cache_root/tools/ocb-v$release"
+builder="$builder_bin_dir/builder"
+if [[ ! -x $builder ]]; then
+	log "installing go.opentelemetry.io/collector/cmd/builder@v$release"
+	GOBIN="$builder_bin_dir" "$go_cmd" install "go.opentelemetry.io/collector/cmd/builder@v$release" >&2 ||
+		die "go install of the collector builder v$release failed"
+fi
+
+work_dir=$(mktemp -d "$cache_root/.build-$release-$manifest_hash.XXXXXX")
+cleanup() { rm -rf "$work_dir"; }
+trap cleanup EXIT
+
+log "building $binary_name $release from $manifest (hash $manifest_hash) with $("$go_cmd" version)"
+start=$SECONDS
+# Strict versioning makes the builder fail when dependency resolution would move
+# a component off the release the manifest names.
+(cd "$work_dir" && "$builder" --config "$manifest" --skip-strict-versioning=false) >&2 ||
+	die "the collector builder failed (manifest: $manifest)"
+built="$work_dir/$output_path/$binary_name"
+[[ -x $built ]] || die "the builder reported success but $built does not exist"
+check_binary "$built" || die "$built does not run or does not report release $release"
+log "built in $((SECONDS - start)) s"
+
+rm -rf "$dest_dir"
+mkdir -p "$dest_dir"
+# Keep the generated sources (go.mod, main.go, components.go) beside the binary:
+# they record exactly which module versions went into it.
+cp "$work_dir/$output_path"/*.go "$work_dir/$output_path/go.mod" "$work_dir/$output_path/go.sum" "$dest_dir/"
+cp "$manifest" "$dest_dir/builder-config.yaml"
+mv "$built" "$binary.tmp"
+mv "$binary.tmp" "$binary"
+printf '%s\n' "$binary"
