@@ -1,0 +1,48 @@
+"""otel-jobtags: tell background jobs' logs apart, in a log file and in OpenTelemetry.
+
+Define the jobs' tags in a :class:`TagRegistry`, call :func:`install` once, and
+run job code inside :func:`job_context` (or let the scheduler integration do
+it): every record logged in a job carries the ``job.tag``/``job.id``
+attributes and keeps the seed's ``[TAG]`` text prefix.
+"""
+
+from .configure import Installation, Settings, install, resolve_settings, uninstall
+from .context import ActiveJob, active_registry, bind, current_job, job_context, use_registry
+from .errors import ConfigError, JobTagsError, TagError, UnknownJobError
+from .handler import ATTR_JOB_ID, ATTR_JOB_RUN_ID, ATTR_JOB_TAG, JobTagFilter, JobTagHandler
+from .schedule import Cron, Interval, Manual, Schedule, parse_schedule
+from .tags import JobTag, TagRegistry, format_background_log
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ATTR_JOB_ID",
+    "ATTR_JOB_RUN_ID",
+    "ATTR_JOB_TAG",
+    "ActiveJob",
+    "ConfigError",
+    "Cron",
+    "Installation",
+    "Interval",
+    "JobTag",
+    "JobTagFilter",
+    "JobTagHandler",
+    "JobTagsError",
+    "Manual",
+    "Schedule",
+    "Settings",
+    "TagError",
+    "TagRegistry",
+    "UnknownJobError",
+    "__version__",
+    "active_registry",
+    "bind",
+    "current_job",
+    "format_background_log",
+    "install",
+    "job_context",
+    "parse_schedule",
+    "resolve_settings",
+    "uninstall",
+    "use_registry",
+]

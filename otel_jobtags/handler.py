@@ -1,0 +1,226 @@
+"""The logging side of the bridge: attribution and the OpenTelemetry handler.
+
+:class:`JobTagFilter` is a standard :class:`logging.Filter`: put it on any
+handler (file, console, OpenTelemetry) and the records it sees are attributed
+to their job -- attributes ``job.tag``/``job.id`` on the record and the
+``[TAG] `` prefix at the start of the message, exactly once. It never drops a
+record and never raises.
+
+:class:`JobTagHandler` is the maintained OpenTelemetry logging handler
+(``opentelemetry-instrumentation-logging``) with that filter built in, and a
+guard that keeps the OpenTelemetry SDK's, exporter's and gRPC's own records out
+of the exported stream (they go to stderr instead).
+
+Attribution order: explicit (``extra={"job_tag": ...}`` or ``extra={"job_id":
+...}``), then the active :func:`~otel_jobtags.job_context`, then a registered
+``[TAG]`` prefix at the start of the message. An unregistered ``[WORD]`` prefix
+is left alone.
+
+# @FEAT:background-log-tagging
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import sys
+import threading
+from typing import Any
+
+from opentelemetry._logs import LoggerProvider
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+
+from . import context as _context
+from .tags import JobTag, TagRegistry
+
+__all__ = [
+    "ATTR_JOB_ID",
+    "ATTR_JOB_RUN_ID",
+    "ATTR_JOB_TAG",
+    "JobTagFilter",
+    "JobTagHandler",
+]
+
+ATTR_JOB_TAG = "job.tag"
+"""OpenTelemetry attribute (and ``LogRecord`` attribute) holding the tag name."""
+ATTR_JOB_ID = "job.id"
+"""OpenTelemetry attribute holding the scheduler's job id."""
+ATTR_JOB_RUN_ID = "job.run_id"
+"""OpenTelemetry attribute identifying one run of a job."""
+
+_EXTRA_TAG = "job_tag"
+_EXTRA_ID = "job_id"
+_PREFIX_RE = re.compile(r"\[([A-Z][A-Z0-9_]{0,14})\] ")
+
+# Loggers whose records describe the export pipeline itself. Exporting them
+# would feed the pipeline's own trouble back into it (a failing export logs a
+# warning, which is exported, which fails...), see the field notes.
+_INTERNAL_LOGGERS = ("opentelemetry", "grpc")
+
+_exporting = threading.local()
+"""``_exporting.active`` is true on a thread while it runs exporter code."""
+
+
+def is_internal_record(record: logging.LogRecord) -> bool:
+    """True for records the export pipeline logs about itself."""
+    if getattr(_exporting, "active", False):
+        return True
+    name = record.name
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in _INTERNAL_LOGGERS)
+
+
+class exporting:  # noqa: N801 - a context manager used like a statement
+    """Mark the current thread as running export code: records it logs are internal."""
+
+    __slots__ = ("_previous",)
+
+    def __enter__(self) -> None:
+        self._previous = getattr(_exporting, "active", False)
+        _exporting.active = True
+
+    def __exit__(self, *exc: object) -> None:
+        _exporting.active = self._previous
+
+
+def _report_internal_error(what: str, exc: BaseException) -> None:
+    # Never raise into the application's log call; say what happened on stderr.
+    with contextlib.suppress(Exception):  # stderr itself may be gone
+        sys.stderr.write(f"otel-jobtags: {what}: {type(exc).__name__}: {exc}\n")
+
+
+class JobTagFilter(logging.Filter):
+    """Attribute records to their job; usable on any handler and in ``dictConfig``.
+
+    Sets the record attributes ``job.tag``, ``job.id`` (and ``job.run_id``
+    inside a run), and makes the message start with ``[TAG] `` exactly once.
+    Text formatters can show them as ``%(job.tag)s``; give the formatter
+    ``defaults={"job.tag": "-", "job.id": "-"}`` for records outside any job.
+
+    Args:
+        registry: the tags that explicit values and ``[TAG]`` prefixes resolve
+            against; by default the active registry
+            (:func:`~otel_jobtags.use_registry`, set by ``install``).
+        prefix: add the ``[TAG] `` prefix to messages that lack it.
+
+    ``dictConfig`` example::
+
+        "filters": {"jobtags": {"()": "otel_jobtags.JobTagFilter"}},
+        "handlers": {"file": {"class": "logging.FileHandler",
+                              "filename": "app.log", "filters": ["jobtags"]}},
+    """
+
+    def __init__(self, registry: TagRegistry | None = None, *, prefix: bool = True) -> None:
+        super().__init__()
+        self.registry = registry
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Attribute ``record`` in place; always keeps it."""
+        d = record.__dict__
+        if ATTR_JOB_TAG in d:  # attributed already, by this or another handler's filter
+            return True
+        try:
+            self._attribute(record, d)
+        except Exception as exc:  # a log call must never fail because of us
+            _report_internal_error("could not attribute a log record", exc)
+        return True
+
+    def _attribute(self, record: logging.LogRecord, d: dict[str, Any]) -> None:
+        registry = self.registry if self.registry is not None else _context._registry
+        tag: JobTag | None = None
+        run_id: str | None = None
+        if _EXTRA_TAG in d or _EXTRA_ID in d:
+            tag = self._explicit(d, registry)
+        if tag is None:
+            active = _context._current.get()
+            if active is not None:
+                tag, run_id = active.tag, active.run_id
+        msg = record.msg
+        if tag is None:
+            if registry is None or type(msg) is not str or not msg.startswith("["):
+                return
+            m = _PREFIX_RE.match(msg)
+            if m is None:
+                return
+            tag = registry.get(m.group(1))  # an unregistered [WORD] stays as it is
+            if tag is None:
+                return
+        d[ATTR_JOB_TAG] = tag.name
+        d[ATTR_JOB_ID] = tag.job_id
+        if run_id is not None:
+            d[ATTR_JOB_RUN_ID] = run_id
+        if not self.prefix:
+            return
+        prefix = tag.prefix
+        if type(msg) is not str:
+            msg = str(msg)
+        elif msg.startswith(prefix):
+            return
+        elif msg.startswith("%") and record.args:
+            # The prefix may come from an argument: "%s" % format_background_log(...)
+            text = record.getMessage()
+            if text.startswith(prefix):
+                return
+        record.msg = prefix + msg
+
+    @staticmethod
+    def _explicit(d: dict[str, Any], registry: TagRegistry | None) -> JobTag | None:
+        value = d.get(_EXTRA_TAG)
+        key = _EXTRA_TAG
+        if value is None:
+            value, key = d.get(_EXTRA_ID), _EXTRA_ID
+        if isinstance(value, JobTag):
+            tag: JobTag | None = value if registry is None else (registry.get(value) or value)
+        elif registry is not None and isinstance(value, str):
+            tag = registry.get(value)
+        else:
+            tag = None
+        if tag is not None:
+            # The dotted attributes replace the extra keys, so the exported
+            # record carries job.tag/job.id once, not twice under two names.
+            d.pop(key, None)
+        return tag
+
+
+class JobTagHandler(LoggingHandler):
+    """The OpenTelemetry logging handler, attributing records to their job.
+
+    A :class:`JobTagFilter` runs first, so exported records carry ``job.tag``
+    and ``job.id`` attributes and a ``[TAG] ``-prefixed body. Records that the
+    OpenTelemetry SDK, the exporters and gRPC log about themselves -- or that
+    any code logs while exporting -- are never exported: those of level
+    WARNING and above are written to ``stderr`` instead, so the operator still
+    sees them.
+
+    Args:
+        logger_provider: the SDK ``LoggerProvider`` records are emitted to.
+        registry: passed to the :class:`JobTagFilter`.
+        level: the handler's level.
+        stderr: where internal records go; ``None`` drops them.
+    """
+
+    def __init__(
+        self,
+        logger_provider: LoggerProvider | None = None,
+        *,
+        registry: TagRegistry | None = None,
+        level: int = logging.NOTSET,
+        stderr: logging.Handler | None = None,
+    ) -> None:
+        super().__init__(level=level, logger_provider=logger_provider)
+        self.job_filter = JobTagFilter(registry)
+        self.addFilter(self.job_filter)
+        if stderr is None:
+            stderr = logging.StreamHandler(sys.stderr)
+            stderr.setFormatter(logging.Formatter("otel-jobtags: %(name)s %(levelname)s: %(message)s"))
+            stderr.setLevel(logging.WARNING)
+        self._internal = stderr
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        """Divert internal records to stderr; export the others."""
+        if is_internal_record(record):
+            if record.levelno >= self._internal.level:
+                self._internal.handle(record)
+            return False
+        return bool(super().handle(record))
