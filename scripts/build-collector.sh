@@ -19,15 +19,10 @@
 #   GO                  go command to use (default: go on PATH, else /usr/local/go/bin/go)
 set -euo pipefail
 
-die() {
-	printf 'build-collector: error: %s\n' "$*" >&2
-	exit 1
-}
-log() {
-	printf 'build-collector: %s\n' "$*" >&2
-}
-
+script_name=build-collector
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$repo_root/scripts/lib/common.sh"
 manifest="$repo_root/collector/builder-config.yaml"
 [[ -f $manifest ]] || die "builder manifest not found: $manifest"
 
@@ -42,15 +37,7 @@ output_path=$(sed -n 's|^  output_path: *\./\([A-Za-z0-9_.-]*\) *$|\1|p' "$manif
 [[ -n $output_path ]] ||
 	die "dist.output_path in $manifest must be a plain relative directory like ./otelcol-jobtags"
 
-go_cmd=${GO:-}
-if [[ -z $go_cmd ]]; then
-	go_cmd=$(command -v go || true)
-	[[ -n $go_cmd ]] || go_cmd=/usr/local/go/bin/go
-fi
-[[ -x $go_cmd ]] || go_cmd=$(command -v "$go_cmd" || true)
-[[ -n $go_cmd && -x $go_cmd ]] || die "no go toolchain found (set GO=/path/to/go)"
-# The builder runs "go" from PATH: make it the one chosen here.
-export PATH="$(dirname "$go_cmd"):$PATH"
+find_go
 
 manifest_hash=$(sha256sum "$manifest" | cut -c1-12)
 cache_root=${OTEL_JOBTAGS_CACHE:-$HOME/.cache/otel-jobtags}
@@ -70,11 +57,7 @@ if [[ -x $binary ]] && check_binary "$binary"; then
 fi
 
 mkdir -p "$cache_root"
-exec 9>"$cache_root/.build-collector.lock"
-if ! flock -n 9; then
-	log "another build holds $cache_root/.build-collector.lock; waiting for it"
-	flock 9
-fi
+take_lock "$cache_root/.build-collector.lock"
 # Another run may have finished the same build while this one waited.
 if [[ -x $binary ]] && check_binary "$binary"; then
 	printf '%s\n' "$binary"
