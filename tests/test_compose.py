@@ -19,6 +19,9 @@ import yaml
 from support.compose import COMPOSE_FILE, compose_config, find_compose_command
 from support.prerequisites import REPO_ROOT, PrerequisiteError, unavailable
 
+# Whichever validator test runs first may build Docker Compose (a minute or two cold).
+pytestmark = pytest.mark.timeout(1800)
+
 MANIFEST = REPO_ROOT / "collector" / "builder-config.yaml"
 PASSWORD_ENV = {"GRAFANA_ADMIN_PASSWORD": "not-a-real-password"}
 LONG_RUNNING = ("collector", "loki", "grafana", "demo")
@@ -48,7 +51,6 @@ def service(stack: dict[str, Any], name: str) -> dict[str, Any]:
 # --- the real validator -----------------------------------------------------------
 
 
-@pytest.mark.timeout(1800)  # the first use may build Docker Compose
 def test_compose_config_accepts_the_file(compose: list[str]) -> None:
     proc = compose_config(compose, "--quiet", env=PASSWORD_ENV)
 
