@@ -54,8 +54,12 @@ def collector_binary() -> Path:
 @pytest.fixture
 def loki() -> Iterator[HttpReceiver]:
     """A stand-in for Loki's OTLP endpoint: a real OTLP/HTTP receiver on ``/otlp/v1/logs``."""
-    with HttpReceiver(path=LOKI_OTLP_PATH) as receiver:
-        yield receiver  # type: ignore[misc]
+    receiver = HttpReceiver(path=LOKI_OTLP_PATH)
+    receiver.start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
 
 
 def loki_endpoint(receiver: HttpReceiver) -> str:
