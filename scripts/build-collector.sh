@@ -37,6 +37,20 @@ output_path=$(sed -n 's|^  output_path: *\./\([A-Za-z0-9_.-]*\) *$|\1|p' "$manif
 [[ -n $output_path ]] ||
 	die "dist.output_path in $manifest must be a plain relative directory like ./otelcol-jobtags"
 
+# One release for every component: v<release> for the core and contrib
+# modules, and one v1.x for the stable core modules published with it. The
+# builder's strict versioning alone would let a component listed at an older
+# release through, mixed with the newer core modules it resolves.
+mapfile -t versions < <(sed -n 's/^ *- gomod: *[^ ]* \(v[0-9][^ ]*\) *$/\1/p' "$manifest" | sort -u)
+(( ${#versions[@]} > 0 )) || die "no '- gomod: <module> <version>' entries in $manifest"
+stable=()
+for v in "${versions[@]}"; do
+	[[ $v == "v$release" ]] && continue
+	[[ $v == v1.* ]] || die "$manifest mixes releases: $v is neither v$release nor a stable v1.x module version"
+	stable+=("$v")
+done
+(( ${#stable[@]} <= 1 )) || die "$manifest mixes releases of the stable modules: ${stable[*]}"
+
 find_go
 
 manifest_hash=$(sha256sum "$manifest" | cut -c1-12)
@@ -44,25 +58,8 @@ cache_root=${OTEL_JOBTAGS_CACHE:-$HOME/.cache/otel-jobtags}
 dest_dir="$cache_root/otelcol-$release-$manifest_hash"
 binary="$dest_dir/$binary_name"
 
-check_binary() {
-	# A cached binary counts only if it runs and reports the manifest's release.
-	local out
-	out=$("$1" --version 2>&1) || return 1
-	[[ $out == *"$release"* ]]
-}
-
-if [[ -x $binary ]] && check_binary "$binary"; then
-	printf '%s\n' "$binary"
-	exit 0
-fi
-
-mkdir -p "$cache_root"
-take_lock "$cache_root/.build-collector.lock"
-# Another run may have finished the same build while this one waited.
-if [[ -x $binary ]] && check_binary "$binary"; then
-	printf '%s\n' "$binary"
-	exit 0
-fi
+# A cached binary counts only if it runs and reports the manifest's release.
+use_cached_or_lock "$binary" "$cache_root/.build-collector.lock" "$release" --version
 
 builder_bin_dir="$cache_root/tools/ocb-v$release"
 builder="$builder_bin_dir/builder"
@@ -84,7 +81,7 @@ start=$SECONDS
 	die "the collector builder failed (manifest: $manifest)"
 built="$work_dir/$output_path/$binary_name"
 [[ -x $built ]] || die "the builder reported success but $built does not exist"
-check_binary "$built" || die "$built does not run or does not report release $release"
+reports "$built" "$release" --version || die "$built does not run or does not report release $release"
 log "built in $((SECONDS - start)) s"
 
 rm -rf "$dest_dir"

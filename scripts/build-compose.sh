@@ -34,23 +34,7 @@ cache_root=${OTEL_JOBTAGS_CACHE:-$HOME/.cache/otel-jobtags}
 dest_dir="$cache_root/docker-compose-$version"
 binary="$dest_dir/docker-compose"
 
-check_binary() {
-	local out
-	out=$("$1" version 2>&1) || return 1
-	[[ $out == *"$version"* ]]
-}
-
-if [[ -x $binary ]] && check_binary "$binary"; then
-	printf '%s\n' "$binary"
-	exit 0
-fi
-
-mkdir -p "$cache_root"
-take_lock "$cache_root/.build-compose.lock"
-if [[ -x $binary ]] && check_binary "$binary"; then
-	printf '%s\n' "$binary"
-	exit 0
-fi
+use_cached_or_lock "$binary" "$cache_root/.build-compose.lock" "$version" version
 
 log "fetching $module@$version"
 module_json=$("$go_cmd" mod download -json "$module@$version") ||
@@ -71,7 +55,7 @@ start=$SECONDS
 	-ldflags "-s -w -X $module/internal.Version=$version" \
 	-o "$work_dir/docker-compose" ./cmd) >&2 ||
 	die "go build of docker compose $version failed"
-check_binary "$work_dir/docker-compose" || die "the built docker-compose does not run or report $version"
+reports "$work_dir/docker-compose" "$version" version || die "the built docker-compose does not run or report $version"
 log "built in $((SECONDS - start)) s"
 
 mkdir -p "$dest_dir"

@@ -36,3 +36,31 @@ take_lock() {
 		flock 9
 	fi
 }
+
+# reports BINARY VERSION ARG...: whether BINARY runs with ARG... and prints VERSION.
+reports() {
+	local binary=$1 want=$2 out
+	shift 2
+	[[ -x $binary ]] || return 1
+	out=$("$binary" "$@" 2>&1) || return 1
+	[[ $out == *"$want"* ]]
+}
+
+# use_cached_or_lock BINARY LOCKFILE VERSION ARG...: when a cached BINARY
+# reports VERSION (see reports), print its path and exit; otherwise take the
+# build lock and check once more, since another run may have built it while
+# this one waited. Returns holding the lock, for the caller to build.
+use_cached_or_lock() {
+	local binary=$1 lock=$2
+	shift 2
+	if reports "$binary" "$@"; then
+		printf '%s\n' "$binary"
+		exit 0
+	fi
+	mkdir -p "$(dirname "$lock")"
+	take_lock "$lock"
+	if reports "$binary" "$@"; then
+		printf '%s\n' "$binary"
+		exit 0
+	fi
+}
