@@ -247,6 +247,44 @@ def test_records_reach_loki_path_whole(collector: Collector, loki: HttpReceiver,
     assert {r.scope for r in received} == {"otel_jobtags.tests.collector"}
 
 
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_an_app_using_install_reaches_loki_path_through_the_collector(
+    collector: Collector, loki: HttpReceiver, protocol: str
+) -> None:
+    import logging
+
+    import otel_jobtags
+    from otel_jobtags.demo import JOBS
+
+    endpoint = (
+        f"http://{collector.otlp_grpc_endpoint}" if protocol == "grpc" else collector.otlp_http_endpoint
+    )
+    installation = otel_jobtags.install(
+        JOBS, endpoint=endpoint, protocol=protocol, service_name="jobtags-app", level=logging.INFO
+    )
+    log = logging.getLogger("app.jobs")
+    with otel_jobtags.job_context("auto_rebalance"):
+        log.info("🔄 job started")
+        try:
+            raise TimeoutError("broker did not answer")
+        except TimeoutError:
+            log.exception("❌ failed")
+    log.warning(otel_jobtags.format_background_log(JOBS.WS_HEALTH, "웹소켓 연결 지연 - 2초"))
+    assert installation.force_flush(15_000)
+    received = sorted(loki.wait_for(3, timeout=30), key=lambda r: r.time_unix_nano)
+
+    assert [
+        (r.body, r.severity_text, r.attributes.get("job.tag"), r.attributes.get("job.id")) for r in received
+    ] == [
+        ("[AUTO_REBAL] 🔄 job started", "INFO", "AUTO_REBAL", "auto_rebalance"),
+        ("[AUTO_REBAL] ❌ failed", "ERROR", "AUTO_REBAL", "auto_rebalance"),
+        ("[WS_HEALTH] 웹소켓 연결 지연 - 2초", "WARN", "WS_HEALTH", "websocket_health_monitor"),
+    ]
+    assert received[1].attributes["exception.type"] == "TimeoutError"
+    assert {r.resource["service.name"] for r in received} == {"jobtags-app"}
+    assert {r.resource["process.pid"] for r in received} == {installation.resource.attributes["process.pid"]}
+
+
 def test_debug_exporter_prints_records_when_opted_in(
     collector_binary: Path, loki: HttpReceiver, tmp_path: Path
 ) -> None:
