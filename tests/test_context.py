@@ -157,3 +157,13 @@ def test_asyncio_to_thread_carries_the_job(registry: TagRegistry) -> None:
             return active.tag.name if active else None
 
     assert asyncio.run(main()) == "DAILY_SUMMARY"
+
+
+def test_reentering_the_active_job_keeps_its_run_id(registry: TagRegistry) -> None:
+    with job_context(registry.AUTO_REBAL, run_id="run-7"):
+        with job_context("auto_rebalance", registry=registry) as same:
+            assert same.run_id == "run-7"
+        with job_context(registry.PRICE_CACHE) as other:
+            assert other.run_id is None
+        with job_context(registry.AUTO_REBAL, run_id="run-8") as explicit:
+            assert explicit.run_id == "run-8"
