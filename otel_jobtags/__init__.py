@@ -8,9 +8,10 @@ attributes and keeps the seed's ``[TAG]`` text prefix.
 
 from .configure import Installation, Settings, install, resolve_settings, uninstall
 from .context import ActiveJob, active_registry, bind, current_job, job_context, use_registry
-from .errors import ConfigError, JobTagsError, TagError, UnknownJobError
-from .handler import ATTR_JOB_ID, ATTR_JOB_RUN_ID, ATTR_JOB_TAG, JobTagFilter, JobTagHandler
+from .errors import ConfigError, JobTagsError, TagError, UnknownJobError, UntaggedJobError
+from .handler import ATTR_JOB_ID, ATTR_JOB_RUN_ID, ATTR_JOB_TAG, JobTagFilter, JobTagFormatter, JobTagHandler
 from .schedule import Cron, Interval, Manual, Schedule, parse_schedule
+from .summary import PeriodicSummary, SummarySnapshot
 from .tags import JobTag, TagRegistry, format_background_log
 
 __version__ = "0.1.0"
@@ -26,14 +27,18 @@ __all__ = [
     "Interval",
     "JobTag",
     "JobTagFilter",
+    "JobTagFormatter",
     "JobTagHandler",
     "JobTagsError",
     "Manual",
+    "PeriodicSummary",
     "Schedule",
     "Settings",
+    "SummarySnapshot",
     "TagError",
     "TagRegistry",
     "UnknownJobError",
+    "UntaggedJobError",
     "__version__",
     "active_registry",
     "bind",

@@ -126,8 +126,17 @@ class job_context:  # noqa: N801 - used like contextlib's lower-case context man
 
     @property
     def job(self) -> ActiveJob:
-        """The job this context activates."""
-        return ActiveJob(_resolve(self._job, self._registry), self._run_id)
+        """The job this context activates.
+
+        Re-entering the job that is already active keeps its run id, so a job
+        function that wraps itself in ``job_context`` still logs under the run
+        a scheduler started.
+        """
+        tag = _resolve(self._job, self._registry)
+        run_id = self._run_id
+        if run_id is None and (outer := _current.get()) is not None and outer.tag == tag:
+            run_id = outer.run_id
+        return ActiveJob(tag, run_id)
 
     def __enter__(self) -> ActiveJob:
         active = self.job

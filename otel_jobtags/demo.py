@@ -5,6 +5,8 @@ their job ids, descriptions and schedules. :func:`run_demo` (the
 ``otel-jobtags demo`` command) runs them on APScheduler for a short time, each
 logging in the seed's style, writes the tagged text log to a file, prints a
 per-job summary and, when an OTLP endpoint is configured, exports there too.
+The scheduler is connected with :func:`otel_jobtags.scheduler.connect`, so the
+job bodies know nothing of contexts, and every run leaves a run record.
 
 # @FEAT:background-log-tagging
 """
@@ -18,11 +20,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 from .errors import JobTagsError
 from .handler import ATTR_JOB_TAG, JobTagFilter
+from .summary import PeriodicSummary
 from .tags import JobTag, TagRegistry, format_background_log
 
 __all__ = ["JOBS", "JobSummary", "run_demo"]
@@ -60,6 +64,11 @@ WS_HEALTH = JOBS.define("WS_HEALTH", "websocket_health_monitor",
                         "monitor WebSocket connection health", "every 30 s")
 # fmt: on
 
+FREQUENT_PERIOD = timedelta(seconds=5)
+"""Jobs running at least this often follow the seed's high-frequency rule."""
+_DEMO_SUMMARY_EVERY = timedelta(seconds=10)
+"""The seed summarises every 5 minutes; the demo sooner, so that a short run shows summaries."""
+
 log = logging.getLogger("otel_jobtags.demo.app")
 exchange_log = logging.getLogger("otel_jobtags.demo.exchange")
 """Stands for a library the jobs call: it knows nothing of jobs or tags."""
@@ -76,21 +85,33 @@ def _exchange_call(endpoint: str, rng: random.Random) -> int:
 
 
 def _make_job(tag: JobTag, rng: random.Random, failure_rate: float) -> Callable[[], None]:
-    """A job body in the seed's style: start, detail, done, sometimes a failure."""
-    frequent = tag.schedule.period is not None and tag.schedule.period.total_seconds() <= 5
+    """A job body in the seed's style: start, detail, done, sometimes a failure.
+
+    High-frequency jobs follow the seed's rule: quiet exit when there is
+    nothing to do, and a status summary at most every few minutes.
+    """
+    frequent = tag.schedule.period is not None and tag.schedule.period <= FREQUENT_PERIOD
+    status = PeriodicSummary("📊 status summary", _DEMO_SUMMARY_EVERY)
     state = {"runs": 0}
 
     def job() -> None:
         state["runs"] += 1
         first = state["runs"] == 1
         items = _exchange_call(f"/api/{tag.job_id}", rng)
-        if frequent and not first and items == 0:
-            return  # the seed's quiet exit: nothing to do, nothing logged
+        if frequent and not first:
+            if items == 0:
+                return  # the seed's quiet exit: nothing to do, nothing logged
+            status.record(processed=items)
+            status.maybe_log(log)
+            return
         # The seed's call sites format the prefix themselves; they still work.
         log.log(logging.DEBUG if frequent else logging.INFO, format_background_log(tag, "🔄 job started"))
         log.debug("processed: %d items", items)
+        if first and tag == TOKEN_REFRESH:
+            # Left to the scheduler: the run record reports it, with the traceback.
+            raise DemoJobError(f"upstream answered 401 for {tag.job_id}")
         try:
-            if (first and tag in (AUTO_REBAL, TOKEN_REFRESH)) or rng.random() < failure_rate:
+            if (first and tag == AUTO_REBAL) or rng.random() < failure_rate:
                 raise DemoJobError(f"upstream answered 503 for {tag.job_id}")
         except DemoJobError as exc:
             log.error("❌ failed: %s", exc, exc_info=True)
@@ -104,34 +125,34 @@ def _make_job(tag: JobTag, rng: random.Random, failure_rate: float) -> Callable[
     return job
 
 
-def _start_scheduler(jobs: dict[str, Callable[[], None]]) -> Any:
+def _start_scheduler(jobs: dict[str, Callable[[], None]]) -> tuple[Any, Any]:
+    """Schedule the jobs on their tags' schedules, connected to ``JOBS``; each runs once at start."""
     try:
         from apscheduler.schedulers.background import BackgroundScheduler
-        from apscheduler.triggers.cron import CronTrigger
-        from apscheduler.triggers.interval import IntervalTrigger
+
+        from .scheduler import RunRecordPolicy, connect, trigger_for
     except ImportError:  # pragma: no cover - depends on the environment
         raise JobTagsError("The demo runs on APScheduler: pip install 'otel-jobtags[scheduler]'") from None
     from datetime import datetime
 
-    from .context import job_context
-    from .schedule import Cron, Interval
-
     scheduler = BackgroundScheduler(job_defaults={"misfire_grace_time": 30, "coalesce": True})
+    # Frequent jobs' successes are summarised; sooner than the default 5 min, so a short demo shows it.
+    policies = {
+        tag.job_id: RunRecordPolicy("summary", _DEMO_SUMMARY_EVERY)
+        for tag in JOBS
+        if tag.schedule.period is not None and tag.schedule.period <= FREQUENT_PERIOD
+    }
+    connection = connect(scheduler, JOBS, run_records=policies)
     now = datetime.now().astimezone()
     for job_id, func in jobs.items():
-        tag = JOBS.by_job_id(job_id)
-        schedule = tag.schedule
-        trigger: Any
-        if isinstance(schedule, Interval):
-            trigger = IntervalTrigger(seconds=schedule.seconds)
-        elif isinstance(schedule, Cron):
-            trigger = CronTrigger.from_crontab(schedule.expression)
-        else:
+        trigger = trigger_for(JOBS.by_job_id(job_id))
+        if trigger is None:
             continue
         # Run every job once at start, so that each tag shows up in a short demo.
-        scheduler.add_job(job_context(tag)(func), trigger, id=job_id, next_run_time=now)
+        # No job_context here: connect() puts every run in its job's context.
+        scheduler.add_job(func, trigger, id=job_id, next_run_time=now)
     scheduler.start()
-    return scheduler
+    return scheduler, connection
 
 
 @dataclass
@@ -258,8 +279,12 @@ def run_demo(
         file=out,
         flush=True,
     )
+    apscheduler_logger = logging.getLogger("apscheduler")
+    previous_apscheduler_level = apscheduler_logger.level
+    # Its per-run "Running job"/"executed" lines are replaced by the tagged run records.
+    apscheduler_logger.setLevel(logging.WARNING)
     jobs = {tag.job_id: _make_job(tag, rng, failure_rate) for tag in JOBS}
-    scheduler = _start_scheduler(jobs)
+    scheduler, connection = _start_scheduler(jobs)
     try:
         deadline = time.monotonic() + duration if duration > 0 else float("inf")
         while time.monotonic() < deadline:
@@ -268,6 +293,8 @@ def run_demo(
         pass
     finally:
         scheduler.shutdown(wait=True)
+        connection.disconnect()  # writes the success summaries still waiting
+        apscheduler_logger.setLevel(previous_apscheduler_level)
         if installation is not None:
             installation.shutdown()
         root.removeHandler(file_handler)

@@ -35,5 +35,41 @@ class UnknownJobError(JobTagsError, LookupError):
         super().__init__(f"Unknown job {value!r}: known jobs are {listed}")
 
 
+class UntaggedJobError(UnknownJobError):
+    """A scheduler holds jobs whose ids have no tag in the registry.
+
+    Raised by the scheduler integration in strict mode, when it connects
+    (for the jobs already there) and when a job is added.
+
+    Attributes:
+        job_ids: the untagged job ids; empty for a job added without an id.
+        value: the first of them (``None`` for a job without an id).
+        known: the job ids that do have a tag.
+    """
+
+    def __init__(self, job_ids: Iterable[str], known: Iterable[str]) -> None:
+        self.job_ids = tuple(job_ids)
+        self.value = self.job_ids[0] if self.job_ids else None
+        self.known = tuple(known)
+        listed = ", ".join(repr(job_id) for job_id in self.job_ids)
+        tagged = ", ".join(self.known) if self.known else "none: the registry is empty"
+        if not self.job_ids:
+            message = (
+                "A job added without an id gets a random one, which no tag can name: "
+                "add it with id='<a tagged job id>', or connect with strict=False to run it untagged"
+            )
+        elif len(self.job_ids) == 1:
+            message = (
+                f"Job id {listed} has no tag: define one with registry.define('NAME', {listed}, ...) "
+                "or connect with strict=False to run it untagged"
+            )
+        else:
+            message = (
+                f"Job ids {listed} have no tag: define one for each with "
+                "registry.define('NAME', job_id, ...) or connect with strict=False to run them untagged"
+            )
+        JobTagsError.__init__(self, f"{message}; tagged job ids are {tagged}")
+
+
 class ConfigError(JobTagsError, ValueError):
     """A setting, from an argument or an environment variable, is invalid."""

@@ -26,7 +26,7 @@ import logging
 import re
 import sys
 import threading
-from typing import Any
+from typing import Any, Literal
 
 from opentelemetry._logs import LoggerProvider
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
@@ -39,6 +39,7 @@ __all__ = [
     "ATTR_JOB_RUN_ID",
     "ATTR_JOB_TAG",
     "JobTagFilter",
+    "JobTagFormatter",
     "JobTagHandler",
 ]
 
@@ -94,8 +95,8 @@ class JobTagFilter(logging.Filter):
 
     Sets the record attributes ``job.tag``, ``job.id`` (and ``job.run_id``
     inside a run), and makes the message start with ``[TAG] `` exactly once.
-    Text formatters can show them as ``%(job.tag)s``; give the formatter
-    ``defaults={"job.tag": "-", "job.id": "-"}`` for records outside any job.
+    Text formatters can show them as ``%(job.tag)s``; use
+    :class:`JobTagFormatter` so that records outside any job format too.
 
     Args:
         registry: the tags that explicit values and ``[TAG]`` prefixes resolve
@@ -106,8 +107,10 @@ class JobTagFilter(logging.Filter):
     ``dictConfig`` example::
 
         "filters": {"jobtags": {"()": "otel_jobtags.JobTagFilter"}},
-        "handlers": {"file": {"class": "logging.FileHandler",
-                              "filename": "app.log", "filters": ["jobtags"]}},
+        "formatters": {"jobs": {"class": "otel_jobtags.JobTagFormatter",
+                                "format": "%(asctime)s %(levelname)s: %(message)s"}},
+        "handlers": {"file": {"class": "logging.FileHandler", "filename": "app.log",
+                              "filters": ["jobtags"], "formatter": "jobs"}},
     """
 
     def __init__(self, registry: TagRegistry | None = None, *, prefix: bool = True) -> None:
@@ -181,6 +184,27 @@ class JobTagFilter(logging.Filter):
             # record carries job.tag/job.id once, not twice under two names.
             d.pop(key, None)
         return tag
+
+
+class JobTagFormatter(logging.Formatter):
+    """A text formatter that can show the job fields of every record.
+
+    Use ``%(job.tag)s``, ``%(job.id)s`` and ``%(job.run_id)s`` in the format;
+    records outside any job show ``-`` (or the given ``defaults``). Works with
+    ``dictConfig`` as ``"class": "otel_jobtags.JobTagFormatter"``.
+    """
+
+    def __init__(
+        self,
+        fmt: str | None = None,
+        datefmt: str | None = None,
+        style: Literal["%", "{", "$"] = "%",
+        validate: bool = True,
+        *,
+        defaults: dict[str, Any] | None = None,
+    ) -> None:
+        merged = {ATTR_JOB_TAG: "-", ATTR_JOB_ID: "-", ATTR_JOB_RUN_ID: "-", **(defaults or {})}
+        super().__init__(fmt, datefmt, style, validate, defaults=merged)
 
 
 class JobTagHandler(LoggingHandler):

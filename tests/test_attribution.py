@@ -1,0 +1,189 @@
+"""JobTagFilter: which job a record belongs to, its attributes and its [TAG] prefix."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import logging.config
+import sys
+from pathlib import Path
+
+import pytest
+
+from otel_jobtags import JobTagFilter, TagRegistry, format_background_log, job_context, use_registry
+from otel_jobtags.testing import capture_logs
+
+log = logging.getLogger("app.jobs")
+
+
+def test_explicit_extra_wins_over_the_context_and_the_prefix(registry: TagRegistry) -> None:
+    with capture_logs(registry) as logs, job_context(registry.AUTO_REBAL):
+        log.info(format_background_log(registry.DAILY_SUMMARY, "x"), extra={"job_tag": registry.PRICE_CACHE})
+    (record,) = logs
+    assert (record.job_tag, record.job_id) == ("PRICE_CACHE", "price_cache")
+    assert record.message == "[PRICE_CACHE] [DAILY_SUMMARY] x"
+    assert record.attributes == {"job.tag": "PRICE_CACHE", "job.id": "price_cache"}
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"job_tag": "PRICE_CACHE"},
+        {"job_tag": "[PRICE_CACHE]"},
+        {"job_tag": "price_cache"},
+        {"job_id": "price_cache"},
+    ],
+)
+def test_explicit_extra_accepts_names_and_job_ids(registry: TagRegistry, extra: dict[str, str]) -> None:
+    with capture_logs(registry) as logs:
+        log.info("hello", extra=extra)
+    assert [(r.job_tag, r.message, dict(r.attributes)) for r in logs] == [
+        ("PRICE_CACHE", "[PRICE_CACHE] hello", {"job.tag": "PRICE_CACHE", "job.id": "price_cache"})
+    ]
+
+
+def test_unknown_explicit_value_is_left_alone_and_the_context_applies(registry: TagRegistry) -> None:
+    with capture_logs(registry) as logs, job_context(registry.AUTO_REBAL):
+        log.info("hello", extra={"job_tag": "NOT_A_JOB"})
+    (record,) = logs
+    assert record.job_tag == "AUTO_REBAL"
+    assert record.attributes == {"job_tag": "NOT_A_JOB", "job.tag": "AUTO_REBAL", "job.id": "auto_rebalance"}
+
+
+def test_context_wins_over_a_prefix_in_the_message(registry: TagRegistry) -> None:
+    with capture_logs(registry) as logs, job_context(registry.AUTO_REBAL):
+        log.info("[PRICE_CACHE] refreshed")
+    assert [(r.job_tag, r.message) for r in logs] == [("AUTO_REBAL", "[AUTO_REBAL] [PRICE_CACHE] refreshed")]
+
+
+def test_a_registered_prefix_attributes_seed_call_sites_without_change(registry: TagRegistry) -> None:
+    with capture_logs(registry) as logs:
+        log.info(format_background_log(registry.AUTO_REBAL, "🔄 job started"))
+        log.debug("[PRICE_CACHE] processed: %d items", 5)
+    assert [(r.job_tag, r.job_id, r.message) for r in logs] == [
+        ("AUTO_REBAL", "auto_rebalance", "[AUTO_REBAL] 🔄 job started"),
+        ("PRICE_CACHE", "price_cache", "[PRICE_CACHE] processed: 5 items"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["[UNKNOWN] something", "[lower] x", "[AUTO_REBAL]no space", " [AUTO_REBAL] leading space", "plain"],
+)
+def test_unregistered_or_malformed_prefixes_are_left_alone(registry: TagRegistry, message: str) -> None:
+    with capture_logs(registry) as logs:
+        log.info(message)
+    assert [(r.job_tag, r.message, dict(r.attributes)) for r in logs] == [(None, message, {})]
+
+
+@pytest.mark.parametrize(
+    ("msg", "args", "expected"),
+    [
+        ("job started", (), "[AUTO_REBAL] job started"),
+        ("[AUTO_REBAL] job started", (), "[AUTO_REBAL] job started"),
+        ("processed: %d items", (5,), "[AUTO_REBAL] processed: 5 items"),
+        ("%s", ("[AUTO_REBAL] preformatted",), "[AUTO_REBAL] preformatted"),
+        ("%s", ("not prefixed",), "[AUTO_REBAL] not prefixed"),
+        ("100% done", (), "[AUTO_REBAL] 100% done"),
+        ("❌ 실패: %s", ("타임아웃",), "[AUTO_REBAL] ❌ 실패: 타임아웃"),
+        ("", (), "[AUTO_REBAL] "),
+    ],
+)
+def test_the_prefix_appears_exactly_once(
+    registry: TagRegistry, msg: str, args: tuple[object, ...], expected: str
+) -> None:
+    with capture_logs(registry) as logs, job_context(registry.AUTO_REBAL):
+        log.info(msg, *args)
+    assert [r.message for r in logs] == [expected]
+
+
+def test_non_string_messages_are_prefixed_too(registry: TagRegistry) -> None:
+    with capture_logs(registry) as logs, job_context(registry.AUTO_REBAL):
+        log.info({"items": 5})
+    assert [r.message for r in logs] == ["[AUTO_REBAL] {'items': 5}"]
+
+
+def test_two_handlers_with_the_filter_do_not_prefix_twice(registry: TagRegistry) -> None:
+    first, second = io.StringIO(), io.StringIO()
+    for stream in (first, second):
+        handler = logging.StreamHandler(stream)
+        handler.addFilter(JobTagFilter(registry))
+        log.addHandler(handler)
+    try:
+        with job_context(registry.AUTO_REBAL):
+            log.warning("careful")
+    finally:
+        log.handlers.clear()
+    assert first.getvalue() == second.getvalue() == "[AUTO_REBAL] careful\n"
+
+
+def test_a_log_call_never_raises_even_when_attribution_fails(
+    registry: TagRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class FailsInTheFilter:
+        def __str__(self) -> str:
+            if sys._getframe(1).f_globals["__name__"] == "otel_jobtags.handler":
+                raise ValueError("no text")
+            return "text at last"
+
+    with capture_logs(registry) as logs, job_context(registry.AUTO_REBAL):
+        log.info(FailsInTheFilter())  # the filter fails; the record still reaches the handler
+    assert [(r.job_tag, r.message) for r in logs] == [("AUTO_REBAL", "text at last")]
+    assert "otel-jobtags: could not attribute a log record: ValueError: no text" in capsys.readouterr().err
+
+
+def test_the_filter_uses_the_active_registry_by_default(registry: TagRegistry) -> None:
+    use_registry(registry)
+    with capture_logs() as logs:
+        log.info("[PRICE_CACHE] refreshed")
+    assert [r.job_tag for r in logs] == ["PRICE_CACHE"]
+
+
+def test_a_plain_log_file_configured_by_dictconfig_gets_prefix_and_attributes(
+    registry: TagRegistry, tmp_path: Path
+) -> None:
+    use_registry(registry)
+    path = tmp_path / "app.log"
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "filters": {"jobtags": {"()": "otel_jobtags.JobTagFilter"}},
+            "formatters": {
+                "plain": {
+                    "class": "otel_jobtags.JobTagFormatter",
+                    "format": "%(levelname)s %(job.tag)s %(job.id)s: %(message)s",
+                }
+            },
+            "handlers": {
+                "file": {
+                    "class": "logging.FileHandler",
+                    "filename": str(path),
+                    "formatter": "plain",
+                    "filters": ["jobtags"],
+                    "encoding": "utf-8",
+                }
+            },
+            "root": {"level": "DEBUG", "handlers": ["file"]},
+        }
+    )
+    with job_context("auto_rebalance"):
+        log.info("✅ done - processed: %d items", 5)
+    log.info("startup")
+    logging.getLogger().handlers[0].close()
+    assert path.read_text("utf-8").splitlines() == [
+        "INFO AUTO_REBAL auto_rebalance: [AUTO_REBAL] ✅ done - processed: 5 items",
+        "INFO - -: startup",
+    ]
+
+
+def test_run_id_of_the_context_becomes_an_attribute(registry: TagRegistry) -> None:
+    with capture_logs(registry) as logs, job_context(registry.AUTO_REBAL, run_id="r-42"):
+        log.info("x")
+    assert logs[0].run_id == "r-42"
+    assert json.loads(json.dumps(dict(logs[0].attributes))) == {
+        "job.tag": "AUTO_REBAL",
+        "job.id": "auto_rebalance",
+        "job.run_id": "r-42",
+    }

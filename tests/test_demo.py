@@ -1,0 +1,89 @@
+"""The demo: the 13 seed jobs, run for a few seconds, every tag in the log and the summary."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from support.otlp import HttpReceiver
+
+from otel_jobtags.cli import main
+from otel_jobtags.demo import JOBS, run_demo
+
+LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL): (.*)$")
+
+
+def test_demo_logs_every_job_with_its_prefix_and_summarises_them(tmp_path: Path) -> None:
+    log_file = tmp_path / "demo.log"
+    out = io.StringIO()
+    summaries = run_demo(duration=2.5, log_file=log_file, seed=7, out=out)
+    assert set(summaries) == set(JOBS.names)
+    assert all(s.records > 0 for s in summaries.values())
+    tagged = set()
+    for line in log_file.read_text("utf-8").splitlines():
+        m = LINE.match(line)
+        if m and (t := re.match(r"\[([A-Z_]+)\] ", m.group(2))):
+            tagged.add(t.group(1))
+    assert tagged == set(JOBS.names)
+    text = out.getvalue()
+    for tag in JOBS:
+        assert re.search(rf"^{tag.name}\s+{tag.job_id}\s+\d+", text, re.M), tag.name
+    # the seed's first run of these two jobs fails with a traceback
+    assert summaries["AUTO_REBAL"].errors >= 1
+    assert "Traceback (most recent call last):" in log_file.read_text("utf-8")
+
+
+def test_demo_exports_to_an_otlp_endpoint_when_one_is_set(tmp_path: Path) -> None:
+    with HttpReceiver() as receiver:
+        run_demo(
+            duration=1.5,
+            log_file=tmp_path / "demo.log",
+            endpoint=receiver.base_url,  # type: ignore[attr-defined]
+            protocol="http/protobuf",
+            seed=3,
+            out=io.StringIO(),
+        )
+        records = receiver.wait_for(13, timeout=5, predicate=lambda r: "job.tag" in r.attributes)
+    assert {r.attributes["job.tag"] for r in records} == set(JOBS.names)
+    assert all(r.body.startswith(f"[{r.attributes['job.tag']}] ") for r in records)
+    assert {r.resource["service.name"] for r in records} == {"otel-jobtags-demo"}
+
+
+def test_demo_command_exits_zero(tmp_path: Path, capsys: object) -> None:
+    assert main(["demo", "--duration", "1", "--log-file", str(tmp_path / "d.log"), "--seed", "1"]) == 0
+
+
+def test_demo_command_runs_as_a_program(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "otel_jobtags",
+            "demo",
+            "--duration",
+            "1",
+            "--log-file",
+            str(tmp_path / "d.log"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("otel-jobtags demo: 13 jobs for 1 s; text log: ")
+    assert "QUEUE_REBAL" in result.stdout
+
+
+def test_demo_rejects_a_negative_duration(capsys: object) -> None:
+    import pytest
+
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--duration", "-1"])
+    assert exc.value.code == 2
