@@ -35,7 +35,7 @@ SEED_TABLE = """\
 | QUEUE_REBAL | [QUEUE_REBAL] | queue_rebalancer | re-order the pending-order queue | every 1 s |
 | LOCK_RELEASE | [LOCK_RELEASE] | release_stale_processing | release stale processing locks | every 5 min |
 | WS_HEALTH | [WS_HEALTH] | websocket_health_monitor | monitor WebSocket connection health | every 30 s |
-"""  # noqa: E501 - the seed's table, verbatim
+"""
 
 
 def test_demo_registry_renders_as_the_seeds_table() -> None:
