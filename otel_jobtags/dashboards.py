@@ -102,18 +102,22 @@ def loki_field(attribute: str) -> str:
     return name
 
 
-# The attributes of run records, as the scheduler integration emits them.
+# The attributes of run records, as otel_jobtags.scheduler writes them (a
+# test ties the names; importing that module would need APScheduler).
 _ATTR_OUTCOME = "job.outcome"
 _ATTR_DURATION_MS = "job.duration_ms"
+_ATTR_RUNS = "job.runs"  # on a summary of successful runs: how many it stands for
 _ATTR_STACKTRACE = "exception.stacktrace"  # OpenTelemetry semantic conventions
 
 JOB_TAG = loki_field(ATTR_JOB_TAG)
 SERVICE = loki_field("service.name")
 OUTCOME = loki_field(_ATTR_OUTCOME)
 DURATION_MS = loki_field(_ATTR_DURATION_MS)
+RUNS = loki_field(_ATTR_RUNS)
 STACKTRACE = loki_field(_ATTR_STACKTRACE)
 LEVEL = "detected_level"  # derived by Loki from the severity
 RUN_TIME_MS = "run_time_ms"  # made by the queries themselves, see _last_run_ms
+RUN_COUNT = "run_count"  # made by the queries themselves, see _count_runs
 
 SUCCESS, ERROR, MISSED, SKIPPED = "success", "error", "missed", "skipped"
 FINISHED = (SUCCESS, ERROR)
@@ -183,9 +187,24 @@ def _runs(selector: str, outcomes: Iterable[str] = ()) -> str:
     return f"{selector} | {OUTCOME}=~{logql_string('|'.join(wanted))}"
 
 
+def _count_records(selector: str, outcomes: Iterable[str], window: str) -> str:
+    """How many run records with these outcomes the window holds (one per record)."""
+    return f"sum(count_over_time({_runs(selector, outcomes)} [{window}]))"
+
+
 def _count_runs(selector: str, outcomes: Iterable[str], window: str, by: str = "") -> str:
-    counted = f"count_over_time({_runs(selector, outcomes)} [{window}])"
-    return f"sum by ({by}) ({counted})" if by else f"sum({counted})"
+    """How many runs with these outcomes (any, when none given) the window holds.
+
+    The scheduler integration may summarise a frequent job's successes: one
+    record standing for ``job_runs`` runs. Every other record is one run.
+    """
+    wanted = tuple(outcomes)
+    if wanted and SUCCESS not in wanted:
+        inner = f"count_over_time({_runs(selector, wanted)} [{window}])"
+    else:
+        one_each = f'label_format {RUN_COUNT}=`{{{{ .{RUNS} | default "1" }}}}`'
+        inner = f"sum_over_time({_runs(selector, wanted)} | {one_each} | unwrap {RUN_COUNT} [{window}])"
+    return f"sum by ({by}) ({inner})" if by else f"sum({inner})"
 
 
 def _last_run_ms(selector: str, outcome: str, window: str, by: str = "") -> str:

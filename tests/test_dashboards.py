@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from support.grafana import REPO, grafana_custom_options, panel_queries, small_registry
 
-from otel_jobtags import ConfigError, TagRegistry
+from otel_jobtags import ConfigError, TagRegistry, dashboards
 from otel_jobtags.dashboards import (
     JOB_DASHBOARD_UID,
     LOKI_DATASOURCE_UID,
@@ -57,6 +57,21 @@ def test_loki_field_rejects_an_empty_name() -> None:
         ConfigError, match=r"^Invalid attribute name '': give an OpenTelemetry attribute name"
     ):
         loki_field("")
+
+
+def test_run_record_fields_are_those_the_scheduler_integration_writes() -> None:
+    from otel_jobtags import scheduler
+
+    assert (dashboards._ATTR_OUTCOME, dashboards._ATTR_DURATION_MS, dashboards._ATTR_RUNS) == (
+        scheduler.ATTR_JOB_OUTCOME,
+        scheduler.ATTR_JOB_DURATION_MS,
+        scheduler.ATTR_JOB_RUNS,
+    )
+    assert (dashboards.OUTCOME, dashboards.DURATION_MS, dashboards.RUNS) == (
+        "job_outcome",
+        "job_duration_ms",
+        "job_runs",
+    )
 
 
 # ---------------------------------------------------------------- job_selector
@@ -113,8 +128,8 @@ OVERVIEW_QUERIES = [
     ),
     (
         "Job runs",
-        'sum by (job_tag) (count_over_time({service_name=~"$service", job_tag=~"$job"} '
-        '| job_outcome!="" [$__range]))',
+        'sum by (job_tag) (sum_over_time({service_name=~"$service", job_tag=~"$job"} | job_outcome!="" '
+        '| label_format run_count=`{{ .job_runs | default "1" }}` | unwrap run_count [$__range]))',
     ),
     (
         "Job runs",
@@ -146,7 +161,11 @@ OVERVIEW_QUERIES = [
 ]
 
 JOB_QUERIES = [
-    ("Runs", 'sum(count_over_time({service_name=~"$service", job_tag="$job"} | job_outcome!="" [$__range]))'),
+    (
+        "Runs",
+        'sum(sum_over_time({service_name=~"$service", job_tag="$job"} | job_outcome!="" '
+        '| label_format run_count=`{{ .job_runs | default "1" }}` | unwrap run_count [$__range]))',
+    ),
     (
         "Failed runs",
         'sum(count_over_time({service_name=~"$service", job_tag="$job"} | job_outcome="error" [$__range]))',
@@ -168,8 +187,8 @@ JOB_QUERIES = [
     ),
     (
         "Runs by outcome",
-        'sum by (job_outcome) (count_over_time({service_name=~"$service", job_tag="$job"} '
-        '| job_outcome!="" [$__auto]))',
+        'sum by (job_outcome) (sum_over_time({service_name=~"$service", job_tag="$job"} | job_outcome!="" '
+        '| label_format run_count=`{{ .job_runs | default "1" }}` | unwrap run_count [$__auto]))',
     ),
     (
         "Errors with tracebacks",
