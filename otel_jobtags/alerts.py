@@ -4,12 +4,13 @@ Rules are Grafana-managed alert rules, written as a Grafana alerting
 provisioning file (``grafana/provisioning/alerting/``). They evaluate the run
 records in Loki (one record per run with ``job_outcome``); two per job:
 
-* **late** -- no successful run within the schedule's longest regular gap
-  (:attr:`~otel_jobtags.Schedule.period`) plus a grace. The query counts
-  successes with ``... or vector(0)``, so silence is the number 0, not an
-  absence of data: the rule fires when the application is gone, and
-  ``noDataState: Alerting`` backs that up. Manual jobs have no period and no
-  such rule.
+* **late** -- no record of a successful run within the schedule's longest
+  regular gap (:attr:`~otel_jobtags.Schedule.period`), plus the summary
+  interval when successes are summarised, plus a grace. The query counts
+  success records with ``... or vector(0)``, so silence is the number 0, not
+  an absence of data: the rule fires when the application is gone, and
+  ``noDataState: Alerting`` backs that up. Manual jobs, and jobs whose
+  successes are not recorded, have no such rule.
 * **failing** -- at least ``failure_threshold`` failed runs within
   ``failure_window``, and no successful run since the latest failure.
 
@@ -32,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from . import _yaml
 from ._generated import stale_files, write_files
@@ -44,7 +45,7 @@ from .dashboards import (
     RUNS_PANEL_ID,
     SUCCESS,
     JobTagAs,
-    _count_runs,
+    _count_records,
     _last_run_ms,
     job_dashboard_url,
     job_selector,
@@ -52,22 +53,26 @@ from .dashboards import (
 )
 from .errors import ConfigError
 from .schedule import Schedule
+from .summary import DEFAULT_EVERY
 from .tags import JobTag, TagRegistry
 
 __all__ = [
     "ALERT_RULES_FILE",
     "AlertPolicy",
     "Run",
+    "RunRecordPolicyLike",
     "alert_policies",
     "default_failure_threshold",
     "default_failure_window",
     "default_grace",
+    "default_run_records",
     "generate_alert_rules",
     "is_failing",
     "is_late",
     "late_window",
     "render_alert_rules",
     "stale_alert_rules",
+    "success_gap",
     "write_alert_rules",
 ]
 
@@ -104,6 +109,43 @@ def _period(schedule: Schedule) -> timedelta | None:
     return schedule.period
 
 
+class RunRecordPolicyLike(Protocol):
+    """Which successful runs get a run record: :class:`otel_jobtags.scheduler.RunRecordPolicy`.
+
+    Read by attribute only, so that generating rules needs no APScheduler.
+    """
+
+    @property
+    def successes(self) -> str:
+        """``"each"``, ``"summary"`` (one record per ``every``) or ``"off"``."""
+        ...
+
+    @property
+    def every(self) -> timedelta:
+        """The summary interval."""
+        ...
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    successes: str
+    every: timedelta = DEFAULT_EVERY
+
+
+# otel_jobtags.scheduler.FREQUENT_PERIOD (a test keeps them equal).
+FREQUENT_PERIOD = timedelta(seconds=5)
+
+
+def default_run_records(schedule: Schedule) -> RunRecordPolicyLike:
+    """The run records a job gets by default, as ``otel_jobtags.scheduler.connect`` decides.
+
+    Jobs running every 5 s or more often have their successes summarised
+    every 5 minutes; all other jobs record each success.
+    """
+    period = _period(schedule)
+    return _Recorded("summary" if period is not None and period <= FREQUENT_PERIOD else "each")
+
+
 def default_grace(schedule: Schedule) -> timedelta:
     """The default grace: 10% of the schedule's period, at least 60 s, in whole seconds.
 
@@ -119,25 +161,50 @@ def default_grace(schedule: Schedule) -> timedelta:
     return max(MIN_GRACE, fraction)
 
 
-def late_window(schedule: Schedule, grace: timedelta) -> timedelta | None:
-    """How long without a successful run makes a job late: period + grace (``None`` for manual jobs)."""
+def success_gap(schedule: Schedule, run_records: RunRecordPolicyLike | None = None) -> timedelta | None:
+    """The longest time between two success records of a job that keeps succeeding.
+
+    The schedule's period when each success is recorded; the period plus the
+    summary interval when successes are summarised (a summary is written at
+    the first success after the interval); ``None`` for a manual job or when
+    successes are not recorded. ``run_records`` defaults to
+    :func:`default_run_records`.
+    """
     period = _period(schedule)
-    return None if period is None else period + grace
+    policy = run_records if run_records is not None else default_run_records(schedule)
+    if period is None or policy.successes == "off":
+        return None
+    return period + policy.every if policy.successes == "summary" else period
 
 
-def is_late(schedule: Schedule, last_success: datetime | None, now: datetime, grace: timedelta) -> bool:
+def late_window(
+    schedule: Schedule, grace: timedelta, run_records: RunRecordPolicyLike | None = None
+) -> timedelta | None:
+    """How long without a success record makes a job late: :func:`success_gap` + grace, or ``None``."""
+    gap = success_gap(schedule, run_records)
+    return None if gap is None else gap + grace
+
+
+def is_late(
+    schedule: Schedule,
+    last_success: datetime | None,
+    now: datetime,
+    grace: timedelta,
+    run_records: RunRecordPolicyLike | None = None,
+) -> bool:
     """Whether the late rule fires at ``now``.
 
-    The rule counts successful runs logged in the window ``(now - period -
-    grace, now]``; it fires when there are none. So a job is late when its
-    latest success (at or before ``now``) is ``period + grace`` old or older,
-    or when it has none at all. A manual job is never late.
+    The rule counts success records logged in the window ``(now - window,
+    now]``, ``window`` being :func:`late_window`; it fires when there are
+    none. So a job is late when its latest success record (at or before
+    ``now``) is ``window`` old or older, or when it has none at all. A job
+    without a window (manual, or successes not recorded) is never late.
 
-    For a cron schedule ``period`` is the longest gap between two runs, so a
+    For a cron schedule the period is the longest gap between two runs, so a
     schedule with uneven gaps (weekdays only) is late only once the gap
     exceeds the longest one (the weekend).
     """
-    window = late_window(schedule, grace)
+    window = late_window(schedule, grace, run_records)
     if window is None:
         return False
     return last_success is None or now - last_success >= window
@@ -160,8 +227,8 @@ def is_failing(runs: Iterable[Run], now: datetime, *, window: timedelta, thresho
 
 def default_failure_window(schedule: Schedule, grace: timedelta) -> timedelta:
     """The default failure window: period + grace, at least 15 min (1 h for manual jobs)."""
-    window = late_window(schedule, grace)
-    return MANUAL_FAILURE_WINDOW if window is None else max(MIN_FAILURE_WINDOW, window)
+    period = _period(schedule)
+    return MANUAL_FAILURE_WINDOW if period is None else max(MIN_FAILURE_WINDOW, period + grace)
 
 
 def default_failure_threshold(schedule: Schedule, window: timedelta) -> int:
@@ -179,15 +246,22 @@ class AlertPolicy:
 
     tag: JobTag
     grace: timedelta
-    """Added to the period before a missing success makes the job late."""
+    """Added to the success gap before a missing success makes the job late."""
     failure_threshold: int
     """Failed runs within :attr:`failure_window` that make the job failing."""
     failure_window: timedelta
+    run_records: RunRecordPolicyLike
+    """Which successes are recorded (see :func:`success_gap`)."""
+
+    @property
+    def success_gap(self) -> timedelta | None:
+        """See :func:`success_gap`."""
+        return success_gap(self.tag.schedule, self.run_records)
 
     @property
     def late_window(self) -> timedelta | None:
-        """Period + grace; ``None`` for a manual job, which has no late rule."""
-        return late_window(self.tag.schedule, self.grace)
+        """Success gap + grace; ``None`` when the job has no late rule."""
+        return late_window(self.tag.schedule, self.grace, self.run_records)
 
 
 V = TypeVar("V")
@@ -210,13 +284,17 @@ def alert_policies(
     grace: timedelta | Mapping[str, timedelta] | None = None,
     failure_threshold: int | Mapping[str, int] | None = None,
     failure_window: timedelta | Mapping[str, timedelta] | None = None,
+    run_records: Mapping[str | JobTag, RunRecordPolicyLike] | None = None,
 ) -> dict[str, AlertPolicy]:
     """Each job's alert numbers, by tag name, from the defaults and the overrides.
 
-    Each argument is ``None`` (the defaults: :func:`default_grace`,
-    :func:`default_failure_threshold`, :func:`default_failure_window`), one
-    value for every job, or a mapping from tag name or job id to a value for
-    that job (the others keep the default).
+    ``grace``, ``failure_threshold`` and ``failure_window`` are each ``None``
+    (the defaults: :func:`default_grace`, :func:`default_failure_threshold`,
+    :func:`default_failure_window`), one value for every job, or a mapping
+    from tag name or job id to a value for that job (the others keep the
+    default). ``run_records`` is what the application passes to
+    ``otel_jobtags.scheduler.connect(run_records=...)``: policies by job id,
+    tag name or tag; other jobs get :func:`default_run_records`.
 
     Raises:
         UnknownJobError: a mapping names a job the registry does not have.
@@ -225,6 +303,7 @@ def alert_policies(
     all_grace, grace_for = _per_job(registry, grace)
     all_threshold, threshold_for = _per_job(registry, failure_threshold)
     all_window, window_for = _per_job(registry, failure_window)
+    records_for = {registry.resolve(key).name: policy for key, policy in (run_records or {}).items()}
     policies = {}
     for tag in registry:
         g = grace_for.get(tag.name, all_grace)
@@ -241,7 +320,8 @@ def alert_policies(
             raise ConfigError(
                 f"Invalid failure_threshold {t!r} for {tag.name}: give a whole number, 1 or more"
             )
-        policies[tag.name] = AlertPolicy(tag, g, t, w)
+        recorded = records_for.get(tag.name) or default_run_records(tag.schedule)
+        policies[tag.name] = AlertPolicy(tag, g, t, w, recorded)
     return policies
 
 
@@ -311,10 +391,15 @@ def _common(tag: JobTag, kind: str, severity: str) -> dict[str, Any]:
 
 
 def _late_rule(policy: AlertPolicy, selector: str) -> dict[str, Any]:
-    tag, window, period = policy.tag, policy.late_window, _period(policy.tag.schedule)
-    assert window is not None and period is not None  # manual jobs have no late rule
+    tag, window, gap = policy.tag, policy.late_window, policy.success_gap
+    assert window is not None and gap is not None  # only jobs with a window get the rule
     span = logql_duration(window)
-    successes = f"{_count_runs(selector, [SUCCESS], span)} or vector(0)"
+    successes = f"{_count_records(selector, [SUCCESS], span)} or vector(0)"
+    summarised = (
+        f" and its successes are summarised every {logql_duration(policy.run_records.every)}"
+        if policy.run_records.successes == "summary"
+        else ""
+    )
     return {
         "uid": f"otel-jobtags-late-{tag.name}",
         "title": f"{tag.name} late",
@@ -337,10 +422,10 @@ def _late_rule(policy: AlertPolicy, selector: str) -> dict[str, Any]:
         "annotations": {
             "summary": f"{_who(tag)}: no successful run in the last {span}",
             "description": (
-                f"{tag.name} runs {tag.schedule}; at most {logql_duration(period)} should pass "
-                f"between two runs, plus {logql_duration(policy.grace)} grace. No run succeeded in the last "
-                f"{span}: the job fails every time, hangs, is no longer scheduled, or the application is "
-                "down. Resolves at the next successful run."
+                f"{tag.name} runs {tag.schedule}{summarised}; at most {logql_duration(gap)} should pass "
+                f"between two records of a successful run, plus {logql_duration(policy.grace)} grace. "
+                f"None was recorded in the last {span}: the job fails every time, hangs, is no longer "
+                "scheduled, or the application is down. Resolves at the next successful run."
             ),
             "runbook_url": job_dashboard_url(tag.name),
         },
@@ -356,7 +441,7 @@ def _failing_rule(policy: AlertPolicy, selector: str) -> dict[str, Any]:
         "title": f"{tag.name} failing",
         "condition": "G",
         "data": [
-            _loki_query("A", f"{_count_runs(selector, [ERROR], span)} or vector(0)", window),
+            _loki_query("A", f"{_count_records(selector, [ERROR], span)} or vector(0)", window),
             _loki_query("B", f"{_last_run_ms(selector, ERROR, span)} or vector(0)", window),
             _loki_query("C", f"{_last_run_ms(selector, SUCCESS, span)} or vector(0)", window),
             _reduce("D", "A"),
@@ -385,6 +470,7 @@ def generate_alert_rules(
     grace: timedelta | Mapping[str, timedelta] | None = None,
     failure_threshold: int | Mapping[str, int] | None = None,
     failure_window: timedelta | Mapping[str, timedelta] | None = None,
+    run_records: Mapping[str | JobTag, RunRecordPolicyLike] | None = None,
     job_tag_as: JobTagAs = DEFAULT_JOB_TAG_AS,
     service: str = ".+",
 ) -> dict[str, Any]:
@@ -392,14 +478,14 @@ def generate_alert_rules(
 
     One rule group (:data:`GROUP`, folder :data:`FOLDER`, evaluated every
     :data:`INTERVAL`) with, per job, a ``<TAG> late`` rule (not for manual
-    jobs) and a ``<TAG> failing`` rule. Rules query the Loki datasource
+    jobs, nor when successes are not recorded) and a ``<TAG> failing`` rule. Rules query the Loki datasource
     ``loki``, link to the per-job dashboard, and carry the labels
     ``job_tag``, ``job_id``, ``job_alert`` (``late``/``failing``) and
     ``severity`` (``critical``/``warning``) for notification routing.
 
     Args:
         registry: the jobs.
-        grace, failure_threshold, failure_window: see :func:`alert_policies`.
+        grace, failure_threshold, failure_window, run_records: see :func:`alert_policies`.
         job_tag_as: how Loki stores ``job_tag``, as for the dashboards.
         service: a regular expression for ``service_name``; every service by default.
 
@@ -411,7 +497,11 @@ def generate_alert_rules(
         raise ConfigError("The registry has no tags: define the jobs before generating alert rules")
     rules = []
     policies = alert_policies(
-        registry, grace=grace, failure_threshold=failure_threshold, failure_window=failure_window
+        registry,
+        grace=grace,
+        failure_threshold=failure_threshold,
+        failure_window=failure_window,
+        run_records=run_records,
     )
     for policy in policies.values():
         selector = job_selector(policy.tag.name, service=service, job_tag_as=job_tag_as)

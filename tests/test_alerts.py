@@ -13,30 +13,44 @@ import pytest
 import yaml
 from support.grafana import REPO, parse_duration, range_of, rule_queries, small_registry
 
-from otel_jobtags import ConfigError, Cron, Interval, TagRegistry, UnknownJobError, parse_schedule
+from otel_jobtags import (
+    ConfigError,
+    Cron,
+    Interval,
+    JobTag,
+    TagRegistry,
+    UnknownJobError,
+    parse_schedule,
+    scheduler,
+)
 from otel_jobtags.alerts import (
     ALERT_RULES_FILE,
+    FREQUENT_PERIOD,
     AlertPolicy,
     Run,
     alert_policies,
     default_failure_threshold,
     default_failure_window,
     default_grace,
+    default_run_records,
     generate_alert_rules,
     is_failing,
     is_late,
     late_window,
     render_alert_rules,
     stale_alert_rules,
+    success_gap,
     write_alert_rules,
 )
 from otel_jobtags.dashboards import JOB_DASHBOARD_UID, RUNS_PANEL_ID, generate_dashboards, logql_duration
 from otel_jobtags.demo import JOBS
 from otel_jobtags.schedule import Schedule
+from otel_jobtags.scheduler import RunRecordPolicy
 
 S = timedelta(seconds=1)
 US = timedelta(microseconds=1)
 MONDAY = datetime(2026, 3, 2)  # 00:00 on a Monday
+EACH = RunRecordPolicy("each")  # every successful run leaves a record
 
 # Every schedule kind, with how long to simulate it.
 SCHEDULES = [
@@ -94,7 +108,13 @@ def last_success(runs: Iterable[Run], now: datetime) -> datetime | None:
     return max((run.time for run in runs if run.outcome == "success" and run.time <= now), default=None)
 
 
-def first_late(schedule: Schedule, runs: list[Run], end: datetime, grace: timedelta) -> datetime | None:
+def first_late(
+    schedule: Schedule,
+    runs: list[Run],
+    end: datetime,
+    grace: timedelta,
+    run_records: RunRecordPolicy = EACH,
+) -> datetime | None:
     """The first instant the late rule fires, checking where "now - last success" peaks.
 
     Between two successes "now - last success" only grows, so checking just
@@ -103,7 +123,7 @@ def first_late(schedule: Schedule, runs: list[Run], end: datetime, grace: timede
     successes = [run.time for run in runs if run.outcome == "success"]
     moments = [t - US for t in successes[1:]] + [end]
     for moment, last in zip(moments, successes, strict=True):  # last: the success before it
-        if is_late(schedule, last, moment, grace):
+        if is_late(schedule, last, moment, grace, run_records):
             return moment
     return None
 
@@ -114,6 +134,7 @@ def first_late(schedule: Schedule, runs: list[Run], end: datetime, grace: timede
 @pytest.mark.parametrize(
     ("schedule", "grace", "window"),
     [
+        # Every success recorded (the default for jobs slower than every 5 s).
         ("every 1 s", 60 * S, 61 * S),
         ("every 30 s", 60 * S, 90 * S),
         ("every 5 min", 60 * S, 360 * S),
@@ -129,7 +150,7 @@ def test_default_grace_is_a_tenth_of_the_period_and_at_least_a_minute(
 ) -> None:
     parsed = parse_schedule(schedule)
     assert default_grace(parsed) == grace
-    assert late_window(parsed, grace) == window
+    assert late_window(parsed, grace, EACH) == window
 
 
 @pytest.mark.parametrize(
@@ -192,11 +213,10 @@ def test_a_stopped_job_is_late_period_plus_grace_after_its_last_success_and_stay
     stop = len(times) // 2  # the application is gone from here on: no record at all
     runs = [Run(t, "success") for t in times[:stop]]
     last = runs[-1].time
-    assert not is_late(
-        schedule, last_success(runs, last + period + grace - US), last + period + grace - US, grace
-    )
+    just_before = last + period + grace - US
+    assert not is_late(schedule, last_success(runs, just_before), just_before, grace, EACH)
     for later in (period + grace, period + grace + timedelta(days=1), timedelta(days=400)):
-        assert is_late(schedule, last_success(runs, last + later), last + later, grace)
+        assert is_late(schedule, last_success(runs, last + later), last + later, grace, EACH)
     # Counted from the first run that never happened: period + grace, less the gap before it.
     assert last + period + grace - times[stop] == period + grace - (times[stop] - times[stop - 1])
 
@@ -228,6 +248,72 @@ def test_how_many_missed_runs_make_a_job_late(text: str, missed: range, late: bo
     times = scheduled_times(schedule, MONDAY, MONDAY + 300 * schedule.period)  # some 300 runs
     runs = [Run(t, "success") for i, t in enumerate(times) if i not in missed]
     assert (first_late(schedule, runs, runs[-1].time, grace) is not None) is late
+
+
+def summarised(runs: list[Run], every: timedelta) -> list[Run]:
+    """The success records the scheduler writes for ``runs`` under a summary policy.
+
+    The first success is recorded; then each success at least ``every`` after
+    the previous record writes a summary record (PeriodicSummary.take).
+    """
+    records: list[Run] = []
+    for run in runs:
+        if not records or run.time - records[-1].time >= every:
+            records.append(run)
+    return records
+
+
+FREQUENT = [(text, span) for text, span in SCHEDULES if parse_schedule(text).period <= FREQUENT_PERIOD]  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(("text", "span"), FREQUENT, ids=[text for text, _ in FREQUENT])
+def test_frequent_jobs_summarise_successes_by_default_and_the_window_allows_for_it(
+    text: str, span: timedelta
+) -> None:
+    schedule = parse_schedule(text)
+    policy = default_run_records(schedule)
+    assert (policy.successes, policy.every) == ("summary", timedelta(minutes=5))
+    grace = default_grace(schedule)
+    assert late_window(schedule, grace) == schedule.period + timedelta(minutes=5) + grace  # type: ignore[operator]
+    runs = history(schedule, span, max_lag=grace - S, seed=3)
+    records = summarised(runs, policy.every)
+    assert len(records) < len(runs) / 50
+    assert first_late(schedule, records, MONDAY + span, grace, policy) is None
+    # Recording each success, the same gaps between records would make the job late.
+    assert first_late(schedule, records, MONDAY + span, grace, EACH) is not None
+    # Stopped: late a success gap + grace after the last summary.
+    last = records[-1].time
+    fires = last + schedule.period + policy.every + grace  # type: ignore[operator]
+    assert not is_late(schedule, last, fires - US, grace, policy)
+    assert is_late(schedule, last, fires, grace, policy)
+
+
+def test_default_run_records_are_the_scheduler_integrations() -> None:
+    assert FREQUENT_PERIOD == scheduler.FREQUENT_PERIOD
+    schedules = [tag.schedule for tag in JOBS] + [parse_schedule(t) for t, _ in SCHEDULES]
+    for schedule in [*schedules, parse_schedule("manual"), parse_schedule("every 6 s")]:
+        ours = default_run_records(schedule)
+        theirs = scheduler.default_run_record_policy(JobTag("X", "x", "", schedule))
+        assert (ours.successes, ours.every) == (theirs.successes, theirs.every), schedule
+
+
+def test_jobs_whose_successes_are_not_recorded_have_no_late_rule() -> None:
+    off = RunRecordPolicy("off")
+    schedule = parse_schedule("every 5 min")
+    assert success_gap(schedule, off) is None
+    assert not is_late(schedule, None, MONDAY, 60 * S, off)
+    document = generate_alert_rules(small_registry(), run_records={"auto_rebalance": off})
+    titles = [rule["title"] for rule in document["groups"][0]["rules"]]
+    assert titles == ["AUTO_REBAL failing", "PRICE_CACHE late", "PRICE_CACHE failing", "REPORT failing"]
+
+
+def test_run_records_given_for_a_job_set_its_window() -> None:
+    policies = alert_policies(
+        small_registry(), run_records={"PRICE_CACHE": RunRecordPolicy("summary", timedelta(minutes=1))}
+    )
+    assert policies["PRICE_CACHE"].success_gap == 65 * S
+    assert policies["PRICE_CACHE"].late_window == 125 * S
+    assert policies["AUTO_REBAL"].run_records.successes == "each"
 
 
 def test_failed_runs_are_not_successes_so_a_job_failing_every_time_is_late() -> None:
@@ -338,14 +424,15 @@ def test_overrides_apply_per_job_by_tag_name_or_job_id() -> None:
         name: (p.grace, p.late_window, p.failure_threshold, p.failure_window) for name, p in policies.items()
     } == {
         "AUTO_REBAL": (timedelta(minutes=6), timedelta(minutes=66), 2, timedelta(hours=2)),
-        "PRICE_CACHE": (20 * S, 25 * S, 3, timedelta(hours=2)),
+        # Its successes are summarised every 5 minutes: 5 s + 5 min + 20 s.
+        "PRICE_CACHE": (20 * S, 325 * S, 3, timedelta(hours=2)),
         "REPORT": (60 * S, None, 1, timedelta(hours=2)),
     }
 
 
 def test_one_grace_for_every_job() -> None:
     policies = alert_policies(small_registry(), grace=timedelta(minutes=2))
-    assert [p.late_window for p in policies.values()] == [timedelta(minutes=62), 125 * S, None]
+    assert [p.late_window for p in policies.values()] == [timedelta(minutes=62), 425 * S, None]
 
 
 def test_overrides_must_name_known_jobs() -> None:
@@ -411,7 +498,7 @@ def test_generated_queries_for_a_small_registry() -> None:
         *failing("AUTO_REBAL", "1h6m"),
         (
             "PRICE_CACHE late",
-            f'sum(count_over_time({sel("PRICE_CACHE")} | job_outcome="success" [25s])) or vector(0)',
+            f'sum(count_over_time({sel("PRICE_CACHE")} | job_outcome="success" [5m25s])) or vector(0)',
         ),
         *failing("PRICE_CACHE", "15m"),
         *failing("REPORT", "1h"),  # manual: no late rule
@@ -496,9 +583,10 @@ def test_late_rule_exactly() -> None:
                 "no successful run in the last 1h6m"
             ),
             "description": (
-                "AUTO_REBAL runs hourly at minute 17; at most 1h should pass between two runs, "
-                "plus 6m grace. No run succeeded in the last 1h6m: the job fails every time, hangs, "
-                "is no longer scheduled, or the application is down. Resolves at the next successful run."
+                "AUTO_REBAL runs hourly at minute 17; at most 1h should pass between two records of a "
+                "successful run, plus 6m grace. None was recorded in the last 1h6m: the job fails every "
+                "time, hangs, is no longer scheduled, or the application is down. Resolves at the next "
+                "successful run."
             ),
             "runbook_url": "/d/otel-jobtags-job?var-job=AUTO_REBAL",
         },
@@ -562,8 +650,8 @@ def test_each_rule_encodes_the_evaluators_numbers(registry: TagRegistry) -> None
             assert late["data"][0]["relativeTimeRange"] == {"from": window.total_seconds(), "to": 0}
             assert late["data"][2]["model"]["conditions"] == [{"evaluator": {"params": [1], "type": "lt"}}]
             # The rule fires when no success is in (now - window, now]; so does the evaluator.
-            assert is_late(schedule, now - window, now, policy.grace)
-            assert not is_late(schedule, now - window + US, now, policy.grace)
+            assert is_late(schedule, now - window, now, policy.grace, policy.run_records)
+            assert not is_late(schedule, now - window + US, now, policy.grace, policy.run_records)
         exprs = [q["model"]["expr"] for q in failing["data"] if q["datasourceUid"] == "loki"]
         window = parse_duration(range_of(" ".join(exprs)))
         assert window == policy.failure_window
