@@ -27,13 +27,12 @@ tested against simulated run histories.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from . import _yaml
 from ._generated import stale_files, write_files
@@ -52,20 +51,18 @@ from .dashboards import (
     logql_duration,
 )
 from .errors import ConfigError
+from .runs import RunRecordPolicy, default_run_record_policy
 from .schedule import Schedule
-from .summary import DEFAULT_EVERY
 from .tags import JobTag, TagRegistry
 
 __all__ = [
     "ALERT_RULES_FILE",
     "AlertPolicy",
     "Run",
-    "RunRecordPolicyLike",
     "alert_policies",
     "default_failure_threshold",
     "default_failure_window",
     "default_grace",
-    "default_run_records",
     "generate_alert_rules",
     "is_failing",
     "is_late",
@@ -103,49 +100,6 @@ class Run(NamedTuple):
 # ---------------------------------------------------------------- the arithmetic
 
 
-@functools.lru_cache(maxsize=256)
-def _period(schedule: Schedule) -> timedelta | None:
-    # A cron schedule's period scans a year of matches; evaluate it once.
-    return schedule.period
-
-
-class RunRecordPolicyLike(Protocol):
-    """Which successful runs get a run record: :class:`otel_jobtags.scheduler.RunRecordPolicy`.
-
-    Read by attribute only, so that generating rules needs no APScheduler.
-    """
-
-    @property
-    def successes(self) -> str:
-        """``"each"``, ``"summary"`` (one record per ``every``) or ``"off"``."""
-        ...
-
-    @property
-    def every(self) -> timedelta:
-        """The summary interval."""
-        ...
-
-
-@dataclass(frozen=True)
-class _Recorded:
-    successes: str
-    every: timedelta = DEFAULT_EVERY
-
-
-# otel_jobtags.scheduler.FREQUENT_PERIOD (a test keeps them equal).
-FREQUENT_PERIOD = timedelta(seconds=5)
-
-
-def default_run_records(schedule: Schedule) -> RunRecordPolicyLike:
-    """The run records a job gets by default, as ``otel_jobtags.scheduler.connect`` decides.
-
-    Jobs running every 5 s or more often have their successes summarised
-    every 5 minutes; all other jobs record each success.
-    """
-    period = _period(schedule)
-    return _Recorded("summary" if period is not None and period <= FREQUENT_PERIOD else "each")
-
-
 def default_grace(schedule: Schedule) -> timedelta:
     """The default grace: 10% of the schedule's period, at least 60 s, in whole seconds.
 
@@ -154,31 +108,31 @@ def default_grace(schedule: Schedule) -> timedelta:
     collector queue). 60 s covers those for short periods; 10% keeps long
     periods from alerting on a slow run.
     """
-    period = _period(schedule)
+    period = schedule.period
     if period is None:
         return MIN_GRACE
     fraction = timedelta(seconds=math.ceil(period.total_seconds() * GRACE_FRACTION))
     return max(MIN_GRACE, fraction)
 
 
-def success_gap(schedule: Schedule, run_records: RunRecordPolicyLike | None = None) -> timedelta | None:
+def success_gap(schedule: Schedule, run_records: RunRecordPolicy | None = None) -> timedelta | None:
     """The longest time between two success records of a job that keeps succeeding.
 
     The schedule's period when each success is recorded; the period plus the
     summary interval when successes are summarised (a summary is written at
     the first success after the interval); ``None`` for a manual job or when
     successes are not recorded. ``run_records`` defaults to
-    :func:`default_run_records`.
+    :func:`~otel_jobtags.runs.default_run_record_policy`.
     """
-    period = _period(schedule)
-    policy = run_records if run_records is not None else default_run_records(schedule)
+    period = schedule.period
+    policy = run_records if run_records is not None else default_run_record_policy(schedule)
     if period is None or policy.successes == "off":
         return None
     return period + policy.every if policy.successes == "summary" else period
 
 
 def late_window(
-    schedule: Schedule, grace: timedelta, run_records: RunRecordPolicyLike | None = None
+    schedule: Schedule, grace: timedelta, run_records: RunRecordPolicy | None = None
 ) -> timedelta | None:
     """How long without a success record makes a job late: :func:`success_gap` + grace, or ``None``."""
     gap = success_gap(schedule, run_records)
@@ -190,7 +144,7 @@ def is_late(
     last_success: datetime | None,
     now: datetime,
     grace: timedelta,
-    run_records: RunRecordPolicyLike | None = None,
+    run_records: RunRecordPolicy | None = None,
 ) -> bool:
     """Whether the late rule fires at ``now``.
 
@@ -227,13 +181,13 @@ def is_failing(runs: Iterable[Run], now: datetime, *, window: timedelta, thresho
 
 def default_failure_window(schedule: Schedule, grace: timedelta) -> timedelta:
     """The default failure window: period + grace, at least 15 min (1 h for manual jobs)."""
-    period = _period(schedule)
+    period = schedule.period
     return MANUAL_FAILURE_WINDOW if period is None else max(MIN_FAILURE_WINDOW, period + grace)
 
 
 def default_failure_threshold(schedule: Schedule, window: timedelta) -> int:
     """The default number of failures: 3, or every run expected in the window when fewer (at least 1)."""
-    period = _period(schedule)
+    period = schedule.period
     if period is None:
         return 1
     expected = window // period
@@ -250,7 +204,7 @@ class AlertPolicy:
     failure_threshold: int
     """Failed runs within :attr:`failure_window` that make the job failing."""
     failure_window: timedelta
-    run_records: RunRecordPolicyLike
+    run_records: RunRecordPolicy
     """Which successes are recorded (see :func:`success_gap`)."""
 
     @property
@@ -284,7 +238,7 @@ def alert_policies(
     grace: timedelta | Mapping[str, timedelta] | None = None,
     failure_threshold: int | Mapping[str, int] | None = None,
     failure_window: timedelta | Mapping[str, timedelta] | None = None,
-    run_records: Mapping[str | JobTag, RunRecordPolicyLike] | None = None,
+    run_records: Mapping[str | JobTag, RunRecordPolicy] | None = None,
 ) -> dict[str, AlertPolicy]:
     """Each job's alert numbers, by tag name, from the defaults and the overrides.
 
@@ -294,7 +248,7 @@ def alert_policies(
     from tag name or job id to a value for that job (the others keep the
     default). ``run_records`` is what the application passes to
     ``otel_jobtags.scheduler.connect(run_records=...)``: policies by job id,
-    tag name or tag; other jobs get :func:`default_run_records`.
+    tag name or tag; other jobs get :func:`~otel_jobtags.runs.default_run_record_policy`.
 
     Raises:
         UnknownJobError: a mapping names a job the registry does not have.
@@ -320,7 +274,7 @@ def alert_policies(
             raise ConfigError(
                 f"Invalid failure_threshold {t!r} for {tag.name}: give a whole number, 1 or more"
             )
-        recorded = records_for.get(tag.name) or default_run_records(tag.schedule)
+        recorded = records_for.get(tag.name) or default_run_record_policy(tag.schedule)
         policies[tag.name] = AlertPolicy(tag, g, t, w, recorded)
     return policies
 
@@ -470,7 +424,7 @@ def generate_alert_rules(
     grace: timedelta | Mapping[str, timedelta] | None = None,
     failure_threshold: int | Mapping[str, int] | None = None,
     failure_window: timedelta | Mapping[str, timedelta] | None = None,
-    run_records: Mapping[str | JobTag, RunRecordPolicyLike] | None = None,
+    run_records: Mapping[str | JobTag, RunRecordPolicy] | None = None,
     job_tag_as: JobTagAs = DEFAULT_JOB_TAG_AS,
     service: str = ".+",
 ) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from typing import Any, TextIO
 
 from .errors import JobTagsError
 from .handler import ATTR_JOB_TAG, JobTagFilter
+from .runs import FREQUENT_PERIOD
 from .summary import PeriodicSummary
 from .tags import JobTag, TagRegistry, format_background_log
 
@@ -64,7 +65,6 @@ WS_HEALTH = JOBS.define("WS_HEALTH", "websocket_health_monitor",
                         "monitor WebSocket connection health", "every 30 s")
 # fmt: on
 
-FREQUENT_PERIOD = timedelta(seconds=5)
 """Jobs running at least this often follow the seed's high-frequency rule."""
 _DEMO_SUMMARY_EVERY = timedelta(seconds=10)
 """The seed summarises every 5 minutes; the demo sooner, so that a short run shows summaries."""

@@ -14,6 +14,7 @@ A schedule is one of three kinds:
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -178,9 +179,9 @@ class Cron:
             t = (t + timedelta(days=1)).replace(hour=0, minute=0)
         raise TagError(f"Cron expression {self.expression!r} never matches")
 
-    @property
+    @functools.cached_property
     def period(self) -> timedelta:
-        """The longest gap between two consecutive matches, over a year.
+        """The longest gap between two consecutive matches, over a year (computed once).
 
         Alert rules use it as "the job should have run by now"; a year covers
         every month length and weekday pattern.

@@ -55,7 +55,7 @@ from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from datetime import timezone as dt_timezone
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 try:
     from apscheduler.events import (
@@ -78,8 +78,19 @@ from . import context as _context
 from .context import ActiveJob, job_context
 from .errors import ConfigError, JobTagsError, UntaggedJobError
 from .handler import _report_internal_error
+from .runs import (
+    ATTR_JOB_DURATION_MS,
+    ATTR_JOB_OUTCOME,
+    ATTR_JOB_RUNS,
+    ATTR_JOB_SCHEDULED_TIME,
+    FREQUENT_PERIOD,
+    RUNS_LOGGER,
+    RunRecordPolicy,
+    RunRecords,
+    default_run_record_policy,
+)
 from .schedule import Cron, Interval, Manual, Schedule
-from .summary import DEFAULT_EVERY, PeriodicSummary, SummarySnapshot, duration_text
+from .summary import PeriodicSummary, SummarySnapshot, duration_text
 from .tags import JobTag, TagRegistry
 
 __all__ = [
@@ -101,80 +112,12 @@ __all__ = [
     "untagged_jobs",
 ]
 
-RUNS_LOGGER = "otel_jobtags.runs"
-"""The logger run records are written to."""
-ATTR_JOB_OUTCOME = "job.outcome"
-"""How a run ended: ``success``, ``error``, ``missed`` or ``skipped``."""
-ATTR_JOB_DURATION_MS = "job.duration_ms"
-"""How long the run took, in milliseconds (the mean, in a summary); only on runs that ran."""
-ATTR_JOB_SCHEDULED_TIME = "job.scheduled_time"
-"""When the run was due, ISO 8601 with the scheduler's UTC offset."""
-ATTR_JOB_RUNS = "job.runs"
-"""In a summary record: how many successful runs it stands for."""
-
-FREQUENT_PERIOD = timedelta(seconds=5)
-"""Jobs whose tag's schedule runs at least this often get summarised successes by default."""
-
 _runs_log = logging.getLogger(RUNS_LOGGER)
 _log = logging.getLogger("otel_jobtags.scheduler")
-
-_SUCCESSES = ("each", "summary", "off")
 
 
 def _new_run_id() -> str:
     return secrets.token_hex(8)
-
-
-@dataclass(frozen=True)
-class RunRecordPolicy:
-    """Which run records a job gets.
-
-    Failures, missed runs and skipped runs are always recorded, one record
-    each; this policy decides about successful runs.
-
-    Args:
-        successes: ``"each"`` -- one INFO record per successful run;
-            ``"summary"`` -- the first success is recorded, then at most one
-            summary record per ``every`` (``job.runs`` successes, mean
-            ``job.duration_ms``); ``"off"`` -- none.
-        every: the summary interval (default 5 minutes, the seed's rule).
-
-    Raises:
-        ConfigError: an unknown ``successes`` value or a non-positive ``every``.
-    """
-
-    successes: Literal["each", "summary", "off"] = "each"
-    every: timedelta = DEFAULT_EVERY
-
-    def __post_init__(self) -> None:
-        if self.successes not in _SUCCESSES:
-            raise ConfigError(f"Invalid successes={self.successes!r}: use 'each', 'summary' or 'off'")
-        if not isinstance(self.every, timedelta) or self.every <= timedelta(0):
-            raise ConfigError(
-                f"Invalid every={self.every!r}: give a positive timedelta, e.g. timedelta(minutes=5)"
-            )
-
-
-RunRecords = (
-    bool
-    | Mapping[str, RunRecordPolicy]
-    | Mapping[JobTag, RunRecordPolicy]
-    | Mapping[str | JobTag, RunRecordPolicy]
-)
-"""What ``connect(run_records=...)`` takes: on, off, or policies by job id, tag name or tag."""
-
-
-def default_run_record_policy(tag: JobTag) -> RunRecordPolicy:
-    """The policy a job gets unless ``run_records`` names it.
-
-    Successes are summarised every 5 minutes for jobs whose tag's schedule
-    runs every :data:`FREQUENT_PERIOD` (5 s) or more often -- the seed's
-    high-frequency jobs -- and recorded one by one for every other job.
-    """
-    period = tag.schedule.period
-    if period is not None and period <= FREQUENT_PERIOD:
-        return RunRecordPolicy("summary")
-    return RunRecordPolicy("each")
 
 
 # ---------------------------------------------------------------------------

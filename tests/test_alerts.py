@@ -21,18 +21,15 @@ from otel_jobtags import (
     TagRegistry,
     UnknownJobError,
     parse_schedule,
-    scheduler,
 )
 from otel_jobtags.alerts import (
     ALERT_RULES_FILE,
-    FREQUENT_PERIOD,
     AlertPolicy,
     Run,
     alert_policies,
     default_failure_threshold,
     default_failure_window,
     default_grace,
-    default_run_records,
     generate_alert_rules,
     is_failing,
     is_late,
@@ -44,8 +41,8 @@ from otel_jobtags.alerts import (
 )
 from otel_jobtags.dashboards import JOB_DASHBOARD_UID, RUNS_PANEL_ID, generate_dashboards, logql_duration
 from otel_jobtags.demo import JOBS
+from otel_jobtags.runs import FREQUENT_PERIOD, RunRecordPolicy, default_run_record_policy
 from otel_jobtags.schedule import Schedule
-from otel_jobtags.scheduler import RunRecordPolicy
 
 S = timedelta(seconds=1)
 US = timedelta(microseconds=1)
@@ -271,7 +268,7 @@ def test_frequent_jobs_summarise_successes_by_default_and_the_window_allows_for_
     text: str, span: timedelta
 ) -> None:
     schedule = parse_schedule(text)
-    policy = default_run_records(schedule)
+    policy = default_run_record_policy(schedule)
     assert (policy.successes, policy.every) == ("summary", timedelta(minutes=5))
     grace = default_grace(schedule)
     assert late_window(schedule, grace) == schedule.period + timedelta(minutes=5) + grace  # type: ignore[operator]
@@ -288,13 +285,13 @@ def test_frequent_jobs_summarise_successes_by_default_and_the_window_allows_for_
     assert is_late(schedule, last, fires, grace, policy)
 
 
-def test_default_run_records_are_the_scheduler_integrations() -> None:
-    assert FREQUENT_PERIOD == scheduler.FREQUENT_PERIOD
+def test_default_run_records_summarise_only_jobs_running_every_5_s_or_faster() -> None:
     schedules = [tag.schedule for tag in JOBS] + [parse_schedule(t) for t, _ in SCHEDULES]
     for schedule in [*schedules, parse_schedule("manual"), parse_schedule("every 6 s")]:
-        ours = default_run_records(schedule)
-        theirs = scheduler.default_run_record_policy(JobTag("X", "x", "", schedule))
-        assert (ours.successes, ours.every) == (theirs.successes, theirs.every), schedule
+        by_schedule = default_run_record_policy(schedule)
+        assert default_run_record_policy(JobTag("X", "x", "", schedule)) == by_schedule
+        frequent = schedule.period is not None and schedule.period <= FREQUENT_PERIOD
+        assert by_schedule == RunRecordPolicy("summary" if frequent else "each"), schedule
 
 
 def test_jobs_whose_successes_are_not_recorded_have_no_late_rule() -> None:
