@@ -135,7 +135,8 @@ def test_update_job_table_needs_the_file(tmp_path: Path) -> None:
         update_job_table(tmp_path / "missing.md", JOBS)
 
 
-def test_committed_jobs_page_lists_the_demo_registry() -> None:
-    assert update_job_table(REPO / "docs" / "jobs.md", JOBS, check=True) is False, (
-        "regenerate with: otel-jobtags table --update docs/jobs.md"
+@pytest.mark.parametrize("page", ["docs/jobs.md", "README.md"])
+def test_committed_job_tables_list_the_demo_registry(page: str) -> None:
+    assert update_job_table(REPO / page, JOBS, check=True) is False, (
+        f"regenerate with: otel-jobtags table --update {page}"
     )
