@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import bz2
 import collections
+import contextlib
 import gzip
 import logging
 import lzma
@@ -921,6 +922,12 @@ class _Tail:
         self.from_end = from_end
         self.stream: IO[bytes] | None = None
         self.ident: tuple[int, int] | None = None
+        # Generations there at the start are history, read or skipped by the caller.
+        self.seen: set[tuple[int, int]] = set()
+        for older in rotated_files(path):
+            with contextlib.suppress(FileNotFoundError):
+                st = os.stat(older)
+                self.seen.add((st.st_dev, st.st_ino))
 
     def _open(self) -> None:
         try:
@@ -945,6 +952,28 @@ class _Tail:
         if st.st_size < self.stream.tell():
             return "truncated"
         return None
+
+    def _newer_generations(self) -> list[Path]:
+        """The rotated generations written after the one this reader had open, oldest first.
+
+        Found by the open file's inode among the generations; if it is gone
+        already (deleted by the backup count, or compressed), every generation
+        not read before. Either way they are marked read.
+        """
+        generations = []
+        for path in rotated_files(self.path):
+            if path != self.path:
+                with contextlib.suppress(FileNotFoundError):
+                    st = os.stat(path)
+                    generations.append(((st.st_dev, st.st_ino), path))
+        idents = [ident for ident, _ in generations]
+        if self.ident in idents:
+            newer = generations[idents.index(self.ident) + 1 :]
+        else:
+            newer = [(ident, path) for ident, path in generations if ident not in self.seen]
+        # Forget files that are gone, so an inode reused by a new file is not mistaken for a read one.
+        self.seen = {*idents, *(ident for ident, _ in newer)}
+        return [path for _, path in newer]
 
     def buffers(self, stop: Callable[[], bool], poll_interval: float) -> Iterator[tuple[bytes, int] | None]:
         """``(buffer, end)`` with whole records as they arrive; ``None`` when caught up."""
@@ -985,6 +1014,12 @@ class _Tail:
                         self.stream.close()
                         self.stream = None
                         draining = False
+                        # The file may have rotated more than once since the last
+                        # look: read the generations newer than the one just done.
+                        for older in self._newer_generations():
+                            stream, seekable = _open(older)
+                            with stream:
+                                yield from _chunks(stream, seekable, self.start_match)
                     else:
                         self.stream.seek(0)
                     carry = b""

@@ -652,3 +652,34 @@ def test_follow_returns_when_stop_says_so(tmp_path: Path) -> None:
     )
     assert [r.message for r in records] == ["only"]
     assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("deleted", [False, True])
+def test_follow_reads_every_generation_rotated_while_it_was_not_looking(
+    tmp_path: Path, deleted: bool
+) -> None:
+    path = tmp_path / "app.log"
+
+    def write(name: str) -> None:
+        path.write_text(f"2025-10-23 14:30:40,000 INFO: [AUTO_REBAL] {name}\n", encoding="utf-8")
+
+    def rotate() -> None:  # what RotatingFileHandler does: shift the numbered files, then app.log -> .1
+        for n in (2, 1):
+            if (tmp_path / f"app.log.{n}").exists():
+                (tmp_path / f"app.log.{n}").rename(tmp_path / f"app.log.{n + 1}")
+        path.rename(tmp_path / "app.log.1")
+
+    write("A")
+    deadline = time.monotonic() + 10
+    records = LogFilter("AUTO_REBAL", registry=JOBS).follow(
+        path, history=None, poll_interval=0.01, stop=lambda: time.monotonic() > deadline
+    )
+    found = [next(records).message]  # A is open now; rotate twice before the reader looks again
+    rotate()
+    write("B")
+    rotate()
+    write("C")
+    if deleted:  # the backup count removed the generation the reader had open
+        (tmp_path / "app.log.2").unlink()
+    found += [next(records).message, next(records).message]
+    assert found == ["A", "B", "C"]
