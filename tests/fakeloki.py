@@ -85,7 +85,9 @@ class FakeLoki:
         self._server.daemon_threads = True
         host, port = self._server.server_address[:2]
         self.url = f"http://{host}:{port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-loki", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-loki", daemon=True
+        )
 
     def start(self) -> FakeLoki:
         self._thread.start()
