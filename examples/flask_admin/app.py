@@ -37,14 +37,17 @@ from otel_jobtags import (
     JobTag,
     JobTagFilter,
     JobTagsError,
+    LogEntry,
+    LokiClient,
+    LokiError,
     TagRegistry,
     UnknownJobError,
     format_background_log,
     install,
     job_context,
+    read_job_logs,
 )
-from otel_jobtags.loki import LokiClient, LokiError
-from otel_jobtags.query import DEFAULT_LINE_FORMAT, LogEntry, read_job_logs, rotated_files
+from otel_jobtags.query import DEFAULT_LINE_FORMAT, rotated_files
 from otel_jobtags.schedule import Cron, Interval
 
 JOBS = TagRegistry()
