@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -308,7 +308,7 @@ def _cmd_logs(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from .query import DEFAULT_LINE_FORMAT, LineFormat, LogFilter
+    from .query import DEFAULT_LINE_FORMAT, LineFormat, LogEntry, LogFilter
 
     parser: argparse.ArgumentParser = args.parser
     if args.follow and len(args.paths) != 1:
@@ -338,8 +338,8 @@ def _cmd_logs(args: argparse.Namespace) -> int:
     binary = sys.stdout.buffer
     as_json = args.format == "json"
 
-    def show_json(entry: object) -> None:
-        sys.stdout.write(json.dumps(entry.to_dict(), ensure_ascii=False) + "\n")  # type: ignore[attr-defined]
+    def show_json(entry: LogEntry) -> None:
+        sys.stdout.write(json.dumps(entry.to_dict(), ensure_ascii=False) + "\n")
 
     if args.follow:
         stop = None
@@ -357,8 +357,11 @@ def _cmd_logs(args: argparse.Namespace) -> int:
                 binary.flush()
         return 0
     if as_json:
-        entries = selection.scan(args.paths, rotated=rotated)
-        for entry in entries if args.tail is None else collections.deque(entries, maxlen=args.tail):
+        if args.tail is None:
+            entries: Iterable[LogEntry] = selection.scan(args.paths, rotated=rotated)
+        else:
+            entries = selection.last(args.paths, args.tail, rotated=rotated)
+        for entry in entries:
             show_json(entry)
     elif args.tail is None:
         sys.stdout.flush()

@@ -330,9 +330,12 @@ class LineFormat:
             )
         self._header: re.Pattern[bytes] = re.compile(b"".join(pieces))
         start = b"".join(plain)
+        self._start_source: bytes | None = start
         self._start: re.Pattern[bytes] = re.compile(start)
         # Every line up to the next one that starts a record, in one regex call.
-        self._cont: re.Pattern[bytes] | None = re.compile(rb"(?:(?!" + start + rb")[^\n]*\n)*")
+        # From a [TAG] hit: the rest of its line and every following line that
+        # does not start a record, in one regex call.
+        self._rest: re.Pattern[bytes] | None = re.compile(rb"[^\n]*\n?(?:(?!" + start + rb")[^\n]*\n)*")
         self._line: re.Pattern[bytes] | None = None
         self._fast_time = "asctime" in seen and datefmt is None
         self.has_time = "asctime" in seen
@@ -372,7 +375,8 @@ class LineFormat:
         self.datefmt = datefmt
         self.tz = tz
         self._header = compiled
-        self._cont = None
+        self._rest = None
+        self._start_source = None
         self._start = compiled
         self._line = compiled
         names = compiled.groupindex
@@ -545,6 +549,34 @@ def _chunks(stream: IO[bytes], seekable: bool, start_match: _StartMatch) -> Iter
             carry = buf[cut:]
 
 
+def _chunks_backwards(stream: IO[bytes], start_match: _StartMatch) -> Iterator[tuple[bytes, int]]:
+    """``(buffer, begin)`` where ``buffer[begin:]`` holds whole records, from the end of a file back."""
+    high = stream.seek(0, os.SEEK_END)  # everything from `high` on has been yielded
+    size = _CHUNK
+    at_end = True
+    while high > 0:
+        low = max(0, high - size)
+        stream.seek(low)
+        buf = stream.read(high - low)
+        if at_end and not buf.endswith(b"\n"):
+            buf += b"\n"  # a last line still being written
+        first = 0
+        if low > 0:
+            # The block may begin inside a record: start at its first record start.
+            first = buf.find(b"\n") + 1
+            while 0 < first < len(buf) and start_match(buf, first) is None:
+                first = buf.find(b"\n", first) + 1
+            if first <= 0 or first >= len(buf):
+                if size < _MAX_BUFFER:
+                    size *= 2  # one record longer than the block: take a bigger one
+                    continue
+                first = buf.find(b"\n") + 1  # a record longer than the limit is cut
+        yield buf, first
+        high = low + first
+        size = _CHUNK
+        at_end = False
+
+
 # --------------------------------------------------------------------------
 # The filter
 
@@ -630,6 +662,13 @@ class LogFilter:
         self._parse_times = (sel.since is not None or sel.until is not None) and not self._bytes_times
         self._contains_b = (sel.contains or "").encode("utf-8", "surrogatepass")
         self._contains_fold = (sel.contains or "").casefold()
+        # Copying a job's records out with no other condition: match a run of
+        # consecutive records of the job, continuation lines included, in one call.
+        self._run: re.Pattern[bytes] | None = None
+        plain = min_level is None and since is None and until is None and sel.contains is None
+        if tag is not None and plain and fmt._start_source is not None:
+            start, lead = fmt._start_source, re.escape(tag.prefix.encode())
+            self._run = re.compile(rb"(?:" + start + lead + rb"[^\n]*\n?(?:(?!" + start + rb")[^\n]*\n)*)+")
 
     @property
     def tag(self) -> JobTag | None:
@@ -666,8 +705,8 @@ class LogFilter:
             return self._contains_b in text
         return self._contains_fold in text.decode("utf-8", "replace").casefold()
 
-    def _scan(self, buf: bytes, end: int, raw_only: bool) -> list[Any]:
-        """The matching records of ``buf[:end]``, which holds whole records.
+    def _scan(self, buf: bytes, end: int, raw_only: bool, begin: int = 0) -> list[Any]:
+        """The matching records of ``buf[begin:end]``, which holds whole records.
 
         Each is the raw bytes of its lines (newline included) when ``raw_only``,
         else ``(raw, header match, tag, offset of the tag in raw)``. The loop is
@@ -678,11 +717,9 @@ class LogFilter:
         append = out.append
         fmt = self.format
         find, rfind = buf.find, buf.rfind
-        start_match = fmt._start.match
-        cont_match = fmt._cont.match if fmt._cont is not None else None
+        rest_match = fmt._rest.match if fmt._rest is not None else None
         header_fullmatch = fmt._header.fullmatch
         header_match = fmt._header.match
-        regex_format = fmt._line is not None
         groups = fmt._header.groupindex
         asctime_index = groups.get("asctime") or groups.get("time")
         level_index = groups.get("levelname") or groups.get("level")
@@ -694,7 +731,7 @@ class LogFilter:
         registry_get = self.registry.get
         tag = self.selection.tag
         m: re.Match[bytes] | None = None
-        pos = 0
+        pos = begin
         while True:
             if needle is not None:
                 p = find(needle, pos, end)
@@ -706,24 +743,19 @@ class LogFilter:
                     break
                 p = m.start()
             line_start = rfind(b"\n", 0, p) + 1
-            nxt = find(b"\n", p, end) + 1 or end
-            if regex_format:
-                header = header_match(buf, line_start, nxt - 1)
-                if header is None or header.start("message") != p:
-                    pos = nxt
+            if rest_match is not None:
+                header = header_fullmatch(buf, line_start, p)
+                # The record runs to the next line that starts one (continuation lines included).
+                pos = rest_match(buf, p, end).end()  # type: ignore[union-attr]
+                if header is None:  # "[TAG] " inside a message, or in a continuation line
                     continue
             else:
-                header = header_fullmatch(buf, line_start, p)
-                if header is None:  # "[TAG] " inside a message, or in a continuation line
-                    pos = nxt
+                pos = find(b"\n", p, end) + 1 or end
+                header = header_match(buf, line_start, pos - 1)
+                if header is None or header.start("message") != p:
                     continue
-            # The lines up to the next record start belong to this record.
-            if nxt < end and start_match(buf, nxt, end) is None:
-                if cont_match is not None:
-                    nxt = cont_match(buf, nxt, end).end()  # type: ignore[union-attr]
-                else:
-                    nxt = self._continuation_end(buf, nxt, end)
-            pos = nxt
+                pos = self._continuation_end(buf, pos, end)
+            nxt = pos
             if needle is None:
                 assert m is not None
                 tag = registry_get(m.group(1).decode())
@@ -736,7 +768,8 @@ class LogFilter:
             if check_text and not self._contains_ok(buf[p:nxt]):
                 continue
             assert tag is not None
-            append(buf[line_start:nxt] if raw_only else (buf[line_start:nxt], header, tag, p - line_start))
+            # Records are copied out of the buffer: nothing kept may pin an 8 MiB buffer.
+            append(buf[line_start:nxt] if raw_only else (buf[line_start:nxt], tag, p - line_start))
         return out
 
     def _continuation_end(self, buf: bytes, pos: int, end: int) -> int:
@@ -746,14 +779,21 @@ class LogFilter:
             pos = buf.find(b"\n", pos, end) + 1 or end
         return pos
 
-    def _entry(self, raw: bytes, header: re.Match[bytes], tag: JobTag, offset: int, source: str) -> LogEntry:
+    def _entry(self, raw: bytes, tag: JobTag, offset: int, source: str) -> LogEntry:
+        """A :class:`LogEntry` from a matched record's bytes; ``offset`` is where its tag starts."""
+        fmt = self.format
+        if fmt._line is None:
+            header = fmt._header.fullmatch(raw, 0, offset)
+        else:
+            header = fmt._header.match(raw, 0, (raw.find(b"\n") + 1 or len(raw) + 1) - 1)
+        assert header is not None  # it matched when the record was selected
         lines = raw.decode("utf-8", "replace").split("\n")
         if lines[-1] == "":
             lines.pop()
         skip = (offset if raw.isascii() else len(raw[:offset].decode("utf-8", "replace"))) + len(tag.prefix)
         return LogEntry(
-            time=self.format._time(header),
-            level=self.format._level(header),
+            time=fmt._time(header),
+            level=fmt._level(header),
             tag=tag.name,
             message=lines[0][skip:].rstrip("\r"),
             continuation=tuple(line.rstrip("\r") for line in lines[1:]) if len(lines) > 1 else (),
@@ -761,14 +801,40 @@ class LogFilter:
             source=source,
         )
 
-    def _batches(self, paths: _Paths, rotated: bool, raw_only: bool) -> Iterator[tuple[str, list[Any]]]:
+    def _scan_runs(self, buf: bytes, end: int) -> list[bytes]:
+        """Like ``_scan(raw_only=True)``, but each run of consecutive matching records as one piece.
+
+        For frequent jobs most records follow another of the same job: taking
+        a run in one regex call saves the per-record work that dominates then.
+        """
+        assert self._run is not None and self._needle is not None
+        out: list[bytes] = []
+        append = out.append
+        find, rfind, run_match, needle = buf.find, buf.rfind, self._run.match, self._needle
+        pos = 0
+        while True:
+            p = find(needle, pos, end)
+            if p < 0:
+                return out
+            line_start = rfind(b"\n", 0, p) + 1
+            run = run_match(buf, line_start, end)
+            if run is None:  # "[TAG] " inside a message, or in a continuation line
+                pos = find(b"\n", p, end) + 1 or end
+                continue
+            pos = run.end()
+            append(buf[line_start:pos])
+
+    def _batches(
+        self, paths: _Paths, rotated: bool, raw_only: bool, runs: bool = False
+    ) -> Iterator[tuple[str, list[Any]]]:
         start_match = self.format._start.match
+        by_runs = runs and self._run is not None
         for path in self._paths(paths, rotated):
             source = os.fspath(path)
             stream, seekable = _open(path)
             with stream:
                 for buf, end in _chunks(stream, seekable, start_match):
-                    out = self._scan(buf, end, raw_only)
+                    out = self._scan_runs(buf, end) if by_runs else self._scan(buf, end, raw_only)
                     if out:
                         yield source, out
 
@@ -800,8 +866,43 @@ class LogFilter:
         """
         entry = self._entry
         for source, batch in self._batches(paths, rotated, raw_only=False):
-            for raw, header, tag, offset in batch:
-                yield entry(raw, header, tag, offset, source)
+            for raw, tag, offset in batch:
+                yield entry(raw, tag, offset, source)
+
+    def last(self, paths: _Paths, count: int, *, rotated: bool = True) -> list[LogEntry]:
+        """The last ``count`` matching records (the most recent), oldest first.
+
+        Only those become :class:`LogEntry` objects, however many records match:
+        the way to show "recent logs" of a frequent job.
+        """
+        if count <= 0:
+            return []
+        start_match = self.format._start.match
+        newest_first: list[tuple[str, list[tuple[bytes, JobTag, int]]]] = []
+        found = 0
+        # Plain files are read backwards from their end, so this costs what the
+        # records cost, not what the file does; compressed ones are read through.
+        for path in reversed(self._paths(paths, rotated)):
+            source = os.fspath(path)
+            stream, seekable = _open(path)
+            with stream:
+                if seekable:
+                    for buf, begin in _chunks_backwards(stream, start_match):
+                        batch = self._scan(buf, len(buf), raw_only=False, begin=begin)
+                        newest_first.append((source, batch))
+                        found += len(batch)
+                        if found >= count:
+                            break
+                else:
+                    kept: collections.deque[tuple[bytes, JobTag, int]] = collections.deque(maxlen=count)
+                    for buf, end in _chunks(stream, False, start_match):
+                        kept.extend(self._scan(buf, end, raw_only=False)[-count:])
+                    newest_first.append((source, list(kept)))
+                    found += len(kept)
+            if found >= count:
+                break
+        records = [(source, item) for source, batch in reversed(newest_first) for item in batch][-count:]
+        return [self._entry(raw, tag, offset, source) for source, (raw, tag, offset) in records]
 
     def scan_raw(self, paths: _Paths, *, rotated: bool = True) -> Iterator[bytes]:
         """Like :meth:`scan`, but each record as the raw bytes of its lines, newline included.
@@ -817,13 +918,13 @@ class LogFilter:
         The fastest way to extract a job's log; what ``otel-jobtags logs`` does.
 
         Returns:
-            The number of records written.
+            The number of bytes written.
         """
-        count = 0
-        for _, batch in self._batches(paths, rotated, raw_only=True):
+        written = 0
+        for _, batch in self._batches(paths, rotated, raw_only=True, runs=True):
             out.writelines(batch)
-            count += len(batch)
-        return count
+            written += sum(map(len, batch))
+        return written
 
     def follow(
         self,
@@ -855,8 +956,8 @@ class LogFilter:
         entry = self._entry
         source = os.fspath(path)
         for batch in self._follow_batches(path, history, rotated, stop, poll_interval, raw_only=False):
-            for raw, header, tag, offset in batch:
-                yield entry(raw, header, tag, offset, source)
+            for raw, tag, offset in batch:
+                yield entry(raw, tag, offset, source)
 
     def follow_raw(
         self,
@@ -1081,10 +1182,9 @@ def read_job_logs(
         ignore_case=ignore_case,
         line_format=line_format,
     )
-    records = selection.scan(paths, rotated=rotated)
     if limit is None:
-        return list(records)
-    return list(collections.deque(records, maxlen=max(limit, 0)))
+        return list(selection.scan(paths, rotated=rotated))
+    return selection.last(paths, limit, rotated=rotated)
 
 
 def follow_job_logs(

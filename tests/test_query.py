@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import logging
 import logging.handlers
 import random
@@ -350,10 +351,18 @@ def test_records_are_the_same_whatever_the_buffer_size(
         path.write_text(text, encoding="utf-8", newline="")
     monkeypatch.setattr(query_module, "_CHUNK", chunk)
     monkeypatch.setattr(query_module, "_MAX_BUFFER", 1 << 20)
-    found = [
-        (e.message, e.continuation) for e in LogFilter("AUTO_REBAL", registry=JOBS).scan(path, rotated=False)
-    ]
+    selection = LogFilter("AUTO_REBAL", registry=JOBS)
+    found = [(e.message, e.continuation) for e in selection.scan(path, rotated=False)]
     assert found == _reference(text, "AUTO_REBAL")
+    for count in (1, 7, 10_000):  # read backwards from the end, or through for .gz
+        assert [(e.message, e.continuation) for e in selection.last(path, count, rotated=False)] == found[
+            -count:
+        ]
+    # write() copies runs of consecutive records at once: the same bytes as record by record.
+    out = io.BytesIO()
+    written = selection.write(path, out, rotated=False)
+    assert out.getvalue() == b"".join(selection.scan_raw(path, rotated=False))
+    assert written == len(out.getvalue())
 
 
 def test_a_record_longer_than_the_buffer_limit_is_cut_so_memory_stays_bounded(
