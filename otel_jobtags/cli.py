@@ -304,7 +304,6 @@ def _add_logs_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 
 def _cmd_logs(args: argparse.Namespace) -> int:
-    import collections
     import json
     import time
 
@@ -367,8 +366,7 @@ def _cmd_logs(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         selection.write(args.paths, binary, rotated=rotated)
     else:
-        records = selection.scan_raw(args.paths, rotated=rotated)
-        binary.writelines(collections.deque(records, maxlen=args.tail))
+        binary.writelines(selection.last_raw(args.paths, args.tail, rotated=rotated))
     return 0
 
 

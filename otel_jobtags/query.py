@@ -36,7 +36,7 @@ import lzma
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
@@ -549,9 +549,14 @@ def _chunks(stream: IO[bytes], seekable: bool, start_match: _StartMatch) -> Iter
             carry = buf[cut:]
 
 
-def _chunks_backwards(stream: IO[bytes], start_match: _StartMatch) -> Iterator[tuple[bytes, int]]:
-    """``(buffer, begin)`` where ``buffer[begin:]`` holds whole records, from the end of a file back."""
-    high = stream.seek(0, os.SEEK_END)  # everything from `high` on has been yielded
+def _chunks_backwards(
+    stream: IO[bytes], start_match: _StartMatch, limit: int | None = None
+) -> Iterator[tuple[bytes, int]]:
+    """``(buffer, begin)`` where ``buffer[begin:]`` holds whole records, from the end of a file back.
+
+    ``limit``: read only the bytes before this offset (the end of the file by default).
+    """
+    high = stream.seek(0, os.SEEK_END) if limit is None else limit  # everything from `high` on is done
     size = _CHUNK
     at_end = True
     while high > 0:
@@ -872,22 +877,36 @@ class LogFilter:
     def last(self, paths: _Paths, count: int, *, rotated: bool = True) -> list[LogEntry]:
         """The last ``count`` matching records (the most recent), oldest first.
 
-        Only those become :class:`LogEntry` objects, however many records match:
-        the way to show "recent logs" of a frequent job.
+        Plain files are read backwards from their end, so this costs what the
+        records cost, not what the file does (compressed ones are read
+        through), and only these records become :class:`LogEntry` objects:
+        the way to show a frequent job's recent logs.
         """
+        files = [(path, None) for path in self._paths(paths, rotated)]
+        return [
+            self._entry(raw, tag, offset, source) for source, raw, tag, offset in self._last(files, count)
+        ]
+
+    def last_raw(self, paths: _Paths, count: int, *, rotated: bool = True) -> list[bytes]:
+        """Like :meth:`last`, but each record as the raw bytes of its lines."""
+        files = [(path, None) for path in self._paths(paths, rotated)]
+        return [raw for _, raw, _, _ in self._last(files, count)]
+
+    def _last(
+        self, files: Sequence[tuple[Path, int | None]], count: int
+    ) -> list[tuple[str, bytes, JobTag, int]]:
+        """The last ``count`` records of ``files`` (oldest first), each read up to its byte limit."""
         if count <= 0:
             return []
         start_match = self.format._start.match
         newest_first: list[tuple[str, list[tuple[bytes, JobTag, int]]]] = []
         found = 0
-        # Plain files are read backwards from their end, so this costs what the
-        # records cost, not what the file does; compressed ones are read through.
-        for path in reversed(self._paths(paths, rotated)):
+        for path, limit in reversed(files):
             source = os.fspath(path)
             stream, seekable = _open(path)
             with stream:
                 if seekable:
-                    for buf, begin in _chunks_backwards(stream, start_match):
+                    for buf, begin in _chunks_backwards(stream, start_match, limit):
                         batch = self._scan(buf, len(buf), raw_only=False, begin=begin)
                         newest_first.append((source, batch))
                         found += len(batch)
@@ -901,8 +920,7 @@ class LogFilter:
                     found += len(kept)
             if found >= count:
                 break
-        records = [(source, item) for source, batch in reversed(newest_first) for item in batch][-count:]
-        return [self._entry(raw, tag, offset, source) for source, (raw, tag, offset) in records]
+        return [(source, *item) for source, batch in reversed(newest_first) for item in batch][-count:]
 
     def scan_raw(self, paths: _Paths, *, rotated: bool = True) -> Iterator[bytes]:
         """Like :meth:`scan`, but each record as the raw bytes of its lines, newline included.
@@ -982,36 +1000,26 @@ class LogFilter:
         raw_only: bool,
     ) -> Iterator[list[Any]]:
         base = Path(path)
-        kept: collections.deque[Any] | None = None
-        if history is not None and history > 0:
-            kept = collections.deque(maxlen=history)
-        if history != 0 and rotated:
-            older = [p for p in rotated_files(base) if p != base]
-            if older:
-                for _, batch in self._batches(older, rotated=False, raw_only=raw_only):
-                    if kept is not None:
-                        kept.extend(batch)
-                    else:
-                        yield batch
-        live = False
-        tail = _Tail(base, self.format._start.match, from_end=history == 0)
-        for item in tail.buffers(stop or (lambda: False), poll_interval):
-            if item is None:  # caught up with the writer
-                if not live:
-                    live = True
-                    if kept:
-                        yield list(kept)
-                        kept = None
-                continue
-            batch = self._scan(item[0], item[1], raw_only)
-            if not batch:
-                continue
-            if live or kept is None:
+        tail = _Tail(base, self.format._start.match, from_end=history is not None)
+        older = [p for p in rotated_files(base) if p != base] if rotated else []
+        if history is None:  # everything: the generations, then the file from its start
+            for _, batch in self._batches(older, rotated=False, raw_only=raw_only):
                 yield batch
-            else:
-                kept.extend(batch)
-        if not live and kept:
-            yield list(kept)
+        elif history > 0:
+            # The file is opened (at its end) first and its history read up to
+            # that point, so no record is lost or doubled between the two.
+            limit = tail.open()
+            files: list[tuple[Path, int | None]] = [(p, None) for p in older]
+            if limit is not None:
+                files.append((base, limit))
+            records = self._last(files, history)
+            if records:
+                yield [raw if raw_only else (raw, tag, offset) for _, raw, tag, offset in records]
+        for item in tail.buffers(stop or (lambda: False), poll_interval):
+            if item is not None:  # None: caught up with the writer
+                batch = self._scan(item[0], item[1], raw_only)
+                if batch:
+                    yield batch
 
 
 class _Tail:
@@ -1030,16 +1038,19 @@ class _Tail:
                 st = os.stat(older)
                 self.seen.add((st.st_dev, st.st_ino))
 
-    def _open(self) -> None:
-        try:
-            stream = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed in buffers()
-        except FileNotFoundError:
-            return
-        st = os.fstat(stream.fileno())
-        self.stream, self.ident = stream, (st.st_dev, st.st_ino)
-        if self.from_end:
-            stream.seek(0, os.SEEK_END)
-            self.from_end = False  # only the file that is there at the start
+    def open(self) -> int | None:
+        """Open the file if it exists; return the offset reading starts from."""
+        if self.stream is None:
+            try:
+                stream = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed in buffers()
+            except FileNotFoundError:
+                return None
+            st = os.fstat(stream.fileno())
+            self.stream, self.ident = stream, (st.st_dev, st.st_ino)
+            if self.from_end:
+                stream.seek(0, os.SEEK_END)
+                self.from_end = False  # only the file that is there at the start
+        return self.stream.tell()
 
     def _replaced(self) -> str | None:
         """``"rotated"``, ``"truncated"`` or ``None``, once the open file is read to its end."""
@@ -1083,7 +1094,7 @@ class _Tail:
         try:
             while True:
                 if self.stream is None:
-                    self._open()
+                    self.open()
                 data = self.stream.read(_CHUNK) if self.stream is not None else b""
                 if data:
                     buf = carry + data if carry else data

@@ -692,3 +692,21 @@ def test_follow_reads_every_generation_rotated_while_it_was_not_looking(
         (tmp_path / "app.log.2").unlink()
     found += [next(records).message, next(records).message]
     assert found == ["A", "B", "C"]
+
+
+def test_follow_history_reaches_into_rotated_generations(tmp_path: Path) -> None:
+    (tmp_path / "app.log.1").write_text(
+        "".join(f"2025-10-23 14:30:4{i},000 INFO: [AUTO_REBAL] older {i}\n" for i in range(3))
+    )
+    (tmp_path / "app.log").write_text("2025-10-23 14:30:50,000 INFO: [AUTO_REBAL] newest\n")
+    records = LogFilter("AUTO_REBAL", registry=JOBS).follow(
+        tmp_path / "app.log", history=3, stop=lambda: True
+    )
+    assert [r.message for r in records] == ["older 1", "older 2", "newest"]
+
+
+def test_last_raw_gives_the_last_records_as_written(log: Path) -> None:
+    assert LogFilter("PRICE_CACHE", registry=JOBS).last_raw(log, 1) == [
+        b"2025-10-23 14:30:48,000 WARNING: [PRICE_CACHE] slow upstream\n"
+        b"[AUTO_REBAL] a continuation line that looks like a tag\n"
+    ]
