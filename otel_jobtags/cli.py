@@ -95,6 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly, like a program killed by SIGPIPE,
+        # and keep the interpreter from failing again while flushing stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (UnknownJobError, ConfigError) as exc:  # the command line asked for something impossible
         print(f"otel-jobtags: error: {exc}", file=sys.stderr)
         return 2

@@ -273,3 +273,26 @@ def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]
     out = capsys.readouterr().out
     assert (exit_.value.code, out.startswith(f"usage: otel-jobtags {command} ")) == (0, True)
     assert "--registry MODULE:ATTR" in out
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> None:
+    path = tmp_path / "big.log"
+    path.write_text(
+        "".join(f"2025-10-23 14:30:45,123 INFO: [AUTO_REBAL] record {i}\n" for i in range(20_000))
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "otel_jobtags", "logs", "-j", "auto_rebalance", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert process.stdout is not None and process.stderr is not None
+    first = process.stdout.readline()
+    process.stdout.close()  # like `| head -1`
+    code = process.wait(timeout=60)
+    assert (first, code, process.stderr.read()) == (
+        b"2025-10-23 14:30:45,123 INFO: [AUTO_REBAL] record 0\n",
+        141,
+        b"",
+    )
