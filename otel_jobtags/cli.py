@@ -262,7 +262,7 @@ def _add_logs_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help="show a job's records from a text log file, tracebacks included",
         description=(
             "Print one job's records from text log files written in the seed's format "
-            "('%%(asctime)s %%(levelname)s: [TAG] message'), with their continuation lines "
+            "('%(asctime)s %(levelname)s: [TAG] message'), with their continuation lines "
             "(tracebacks, multi-line messages). Each file stands for its rotated generations too "
             "(app.log.3, app.log.2.gz, ..., app.log, read oldest first). Exits 0 also when "
             "nothing matches; 1 on errors; 2 on usage errors such as an unknown job."
@@ -438,7 +438,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
         return 0
     if args.limit == 0:
         args.parser.error("--limit must be at least 1")
-    client = LokiClient(args.loki, timeout=args.timeout or 10.0, tenant=args.tenant)
+    client = LokiClient(args.loki, timeout=args.timeout, tenant=args.tenant)
     entries = client.query(args.job, since=args.since, until=args.until, limit=args.limit, **options)
     for entry in entries:
         if args.format == "json":
