@@ -1,4 +1,4 @@
-"""Read one job's logs back: from the text log file, or from Loki.
+"""Read one job's records back from the text log file.
 
 This is what an admin page calls (the seed's ``/admin/system`` log view): it
 takes a job id or tag from a request, resolves it through the registry -- an
@@ -65,9 +65,6 @@ _CHUNK = 8 << 20
 """Bytes read at a time: large enough that per-read overhead vanishes."""
 _MAX_BUFFER = 4 * _CHUNK
 """A record (or line) longer than this is cut, so memory stays bounded."""
-
-_TAG_NAME = rb"[A-Z][A-Z0-9_]{0,14}"
-
 
 # --------------------------------------------------------------------------
 # Records
@@ -307,7 +304,6 @@ class LineFormat:
                 body = rb"[^\n:]+"  # greedy is faster; no level name holds a colon
             else:
                 body = rb"[^\n]*?"
-            named = body
             if key in ("asctime", "levelname", "msecs") and key not in seen:
                 named = b"(?P<" + key.encode() + b">" + body + b")"
                 seen.add(key)
@@ -332,11 +328,10 @@ class LineFormat:
         start = b"".join(plain)
         self._start_source: bytes | None = start
         self._start: re.Pattern[bytes] = re.compile(start)
-        # Every line up to the next one that starts a record, in one regex call.
         # From a [TAG] hit: the rest of its line and every following line that
         # does not start a record, in one regex call.
         self._rest: re.Pattern[bytes] | None = re.compile(rb"[^\n]*\n?(?:(?!" + start + rb")[^\n]*\n)*")
-        self._line: re.Pattern[bytes] | None = None
+        self._line: re.Pattern[bytes] | None = None  # the pattern of a regex format
         self._fast_time = "asctime" in seen and datefmt is None
         self.has_time = "asctime" in seen
         self.has_level = "levelname" in seen
@@ -406,22 +401,22 @@ class LineFormat:
         raw = self._group(m, "asctime", "time")
         if raw is None:
             return datetime.min
-        if self._fast_time or (self.datefmt is None and len(raw) == 23 and raw[19:20] == b","):
-            moment = datetime(
-                int(raw[0:4]), int(raw[5:7]), int(raw[8:10]), int(raw[11:13]), int(raw[14:16]),
-                int(raw[17:19]), int(raw[20:23]) * 1000, self.tz,
-            )  # fmt: skip
-        else:
-            text = raw.decode("ascii", "replace")
-            try:
+        try:
+            if self._fast_time or (self.datefmt is None and len(raw) == 23 and raw[19:20] == b","):
+                moment = datetime(
+                    int(raw[0:4]), int(raw[5:7]), int(raw[8:10]), int(raw[11:13]), int(raw[14:16]),
+                    int(raw[17:19]), int(raw[20:23]) * 1000, self.tz,
+                )  # fmt: skip
+            else:
+                text = raw.decode("ascii", "replace")
                 if self.datefmt:
                     moment = datetime.strptime(text, self.datefmt)
                 else:
                     moment = datetime.fromisoformat(text.replace(",", "."))
-            except ValueError:
-                return datetime.min
-            if self.tz is not None and moment.tzinfo is None:
-                moment = moment.replace(tzinfo=self.tz)
+                if self.tz is not None and moment.tzinfo is None:
+                    moment = moment.replace(tzinfo=self.tz)
+        except ValueError:  # digits in the right places, but no date (month 13): keep the record
+            return datetime.min
         if self._has_msecs:
             msecs = self._group(m, "msecs")
             if msecs:
@@ -433,12 +428,12 @@ class LineFormat:
         return raw.decode("utf-8", "replace").strip() if raw else ""
 
 
-DEFAULT_FORMAT = LineFormat()
+_DEFAULT_FORMAT = LineFormat()
 
 
 def _line_format(value: LineFormat | str | re.Pattern[str] | re.Pattern[bytes] | None) -> LineFormat:
     if value is None:
-        return DEFAULT_FORMAT
+        return _DEFAULT_FORMAT
     if isinstance(value, LineFormat):
         return value
     if isinstance(value, re.Pattern):
@@ -597,7 +592,6 @@ class _Selection:
 
 
 _Paths = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
-_Raw = tuple[bytes, "re.Match[bytes]", JobTag, int]
 
 
 class LogFilter:

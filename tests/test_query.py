@@ -710,3 +710,15 @@ def test_last_raw_gives_the_last_records_as_written(log: Path) -> None:
         b"2025-10-23 14:30:48,000 WARNING: [PRICE_CACHE] slow upstream\n"
         b"[AUTO_REBAL] a continuation line that looks like a tag\n"
     ]
+
+
+def test_a_timestamp_that_is_no_date_does_not_stop_the_reading(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_text(
+        "2025-13-45 99:30:45,123 INFO: [AUTO_REBAL] garbled clock\n"
+        "2025-10-23 14:30:45,123 INFO: [AUTO_REBAL] fine\n"
+    )
+    assert [(r.time, r.message) for r in read_job_logs(path, "AUTO_REBAL", registry=JOBS)] == [
+        (datetime.min, "garbled clock"),
+        (datetime(2025, 10, 23, 14, 30, 45, 123000), "fine"),
+    ]
