@@ -350,7 +350,10 @@ class LokiClient:
             ignore_case=ignore_case,
         )
         data = self.query_range(logql, start=since, end=until, limit=limit)
-        entries = _entries_from_streams(data, reg, self.url)
+        try:
+            entries = _entries_from_streams(data, reg, self.url)
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+            raise LokiError(f"Loki at {self.url} answered streams in an unexpected shape: {exc!r}") from None
         return entries[-limit:]
 
 

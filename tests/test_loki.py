@@ -337,6 +337,11 @@ def test_loki_s_error_message_is_part_of_the_error(loki: FakeLoki) -> None:
             Reply(200, {"status": "success", "data": {"resultType": "matrix", "result": []}}),
             "answered 'matrix' results; a log query gives 'streams'",
         ),
+        (
+            Reply(200, streams({"stream": {}, "values": [["not a number", "line"]]})),
+            'answered streams in an unexpected shape: ValueError("invalid literal for int() with base 10: '
+            "'not a number'\")",
+        ),
     ],
 )
 def test_answers_that_are_not_log_streams_are_errors(loki: FakeLoki, reply: Reply, message: str) -> None:
