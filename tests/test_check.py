@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_jobtags import JobTag, TagRegistry
+from otel_jobtags import Interval, JobTag, TagRegistry
 from otel_jobtags.check import FEATURE_MARKER, Finding, check, registry_from_object
 
 MARKER = f"# {FEATURE_MARKER}"
@@ -187,7 +187,7 @@ def test_a_job_id_to_tag_mapping_is_checked_entry_by_entry() -> None:
         "rebalance_again": "[AUTO_REBAL]",
         "bad": "[auto-rebal]",
         "long": "[A_NAME_FAR_TOO_LONG]",
-        "tagged": JobTag("TOKEN_REFRESH", "tagged", "refresh", "every 5 min"),
+        "tagged": JobTag("TOKEN_REFRESH", "tagged", "refresh", Interval(300)),
     }
     jobs, findings = registry_from_object(mapping, "myapp:JOB_TAG_MAP")
     assert [str(f) for f in findings] == [

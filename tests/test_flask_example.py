@@ -205,11 +205,10 @@ def test_records_are_exported_only_when_an_otlp_endpoint_is_configured(
         assert plain.extensions["otel_jobtags"].installation is None
         plain.extensions["otel_jobtags"].shutdown()
 
-        host, port = server.server_address[:2]
         app = example.create_app(
             {
                 "LOG_FILE": str(tmp_path / "b.log"),
-                "OTLP_ENDPOINT": f"http://{host}:{port}",
+                "OTLP_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}",
                 "OTLP_PROTOCOL": "http/protobuf",
                 "SCHEDULER": False,
             }

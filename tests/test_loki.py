@@ -53,7 +53,7 @@ _GO_ESCAPES = {
 def _go_unquote(text: str, i: int) -> tuple[str, int]:
     """Read a Go double-quoted string starting at text[i] == '"' (as Loki's parser does)."""
     assert text[i] == '"'
-    out = []
+    out: list[str] = []
     i += 1
     while True:
         ch = text[i]
