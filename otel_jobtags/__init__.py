@@ -3,13 +3,16 @@
 Define the jobs' tags in a :class:`TagRegistry`, call :func:`install` once, and
 run job code inside :func:`job_context` (or let the scheduler integration do
 it): every record logged in a job carries the ``job.tag``/``job.id``
-attributes and keeps the seed's ``[TAG]`` text prefix.
+attributes and keeps the seed's ``[TAG]`` text prefix. :func:`read_job_logs`
+and :class:`LokiClient` read a job's records back, from the text log or Loki.
 """
 
 from .configure import Installation, Settings, install, resolve_settings, uninstall
 from .context import ActiveJob, active_registry, bind, current_job, job_context, use_registry
 from .errors import ConfigError, JobTagsError, TagError, UnknownJobError, UntaggedJobError
 from .handler import ATTR_JOB_ID, ATTR_JOB_RUN_ID, ATTR_JOB_TAG, JobTagFilter, JobTagFormatter, JobTagHandler
+from .loki import LokiClient, LokiError, build_logql
+from .query import LineFormat, LogEntry, LogFilter, follow_job_logs, read_job_logs
 from .schedule import Cron, Interval, Manual, Schedule, parse_schedule
 from .summary import PeriodicSummary, SummarySnapshot
 from .tags import JobTag, TagRegistry, format_background_log
@@ -30,6 +33,11 @@ __all__ = [
     "JobTagFormatter",
     "JobTagHandler",
     "JobTagsError",
+    "LineFormat",
+    "LogEntry",
+    "LogFilter",
+    "LokiClient",
+    "LokiError",
     "Manual",
     "PeriodicSummary",
     "Schedule",
@@ -42,11 +50,14 @@ __all__ = [
     "__version__",
     "active_registry",
     "bind",
+    "build_logql",
     "current_job",
+    "follow_job_logs",
     "format_background_log",
     "install",
     "job_context",
     "parse_schedule",
+    "read_job_logs",
     "resolve_settings",
     "uninstall",
     "use_registry",

@@ -23,15 +23,15 @@ attributes ``job.outcome``, ``job.duration_ms``, ``job.scheduled_time`` and
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ._generated import stale_files, write_files
 from .errors import ConfigError
 from .handler import ATTR_JOB_TAG
+from .logql import DEFAULT_JOB_TAG_AS, JobTagAs, job_selector, logql_string, loki_field
 from .markdown import render_job_table
 from .tags import JobTag, TagRegistry
 
@@ -51,14 +51,6 @@ __all__ = [
     "write_dashboards",
 ]
 
-JobTagAs = Literal["index_label", "structured_metadata"]
-"""How Loki stores ``job_tag``: an index (stream) label, or structured metadata."""
-
-DEFAULT_JOB_TAG_AS: JobTagAs = "index_label"
-"""``job_tag`` is an index label: ``loki-config.yaml`` promotes the ``job.tag``
-log attribute with ``limits_config.otlp_config.log_attributes`` (``action:
-index_label``). Generate with ``"structured_metadata"`` when it does not."""
-
 LOKI_DATASOURCE_UID = "loki"
 """The uid of the Loki datasource in ``grafana/provisioning/datasources``."""
 OVERVIEW_DASHBOARD_UID = "otel-jobtags-overview"
@@ -75,31 +67,6 @@ SCHEMA_VERSION = 39
 
 _JOB_ALL_TEXT = "All"
 _LOKI = {"type": "loki", "uid": LOKI_DATASOURCE_UID}
-_INVALID_FIELD_CHAR = re.compile(r"[^A-Za-z0-9_]")
-
-
-def loki_field(attribute: str) -> str:
-    """The name Loki gives an OpenTelemetry attribute (label or structured metadata).
-
-    Loki's OTLP ingestion (``otlptranslator.NormalizeLabel``) replaces every
-    character other than ``A-Z a-z 0-9 _`` with ``_``, prefixes a name that
-    then starts with a digit with ``key_``, and one that starts with a single
-    ``_`` with ``key``:
-
-    >>> loki_field("job.tag"), loki_field("service.name"), loki_field("2fa.code"), loki_field("_x")
-    ('job_tag', 'service_name', 'key_2fa_code', 'key_x')
-
-    Raises:
-        ConfigError: ``attribute`` is empty.
-    """
-    if not attribute:
-        raise ConfigError("Invalid attribute name '': give an OpenTelemetry attribute name, e.g. 'job.tag'")
-    name = _INVALID_FIELD_CHAR.sub("_", attribute)
-    if name[0].isdigit():
-        return "key_" + name
-    if name.startswith("_") and not name.startswith("__"):
-        return "key" + name
-    return name
 
 
 # The attributes of run records, as otel_jobtags.scheduler writes them (a
@@ -126,11 +93,6 @@ ERROR_LEVELS = ("error", "critical", "fatal")
 """``detected_level`` values of records at ERROR and above."""
 
 
-def logql_string(value: str) -> str:
-    """``value`` as a double-quoted LogQL string."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def logql_duration(duration: timedelta) -> str:
     """A LogQL/Prometheus duration such as ``26h24m`` or ``1m29s`` (whole seconds, rounded up)."""
     seconds = -(-duration // timedelta(seconds=1))
@@ -139,42 +101,6 @@ def logql_duration(duration: timedelta) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return "".join(f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n)
-
-
-def job_selector(
-    job: str,
-    *,
-    regex: bool = False,
-    service: str = "$service",
-    job_tag_as: JobTagAs = DEFAULT_JOB_TAG_AS,
-) -> str:
-    """The LogQL log selector for the records of one job, or of several.
-
-    >>> job_selector("AUTO_REBAL")
-    '{service_name=~"$service", job_tag="AUTO_REBAL"}'
-    >>> job_selector("AUTO_REBAL", job_tag_as="structured_metadata", service="web")
-    '{service_name=~"web"} | job_tag="AUTO_REBAL"'
-
-    Args:
-        job: a tag name, a Grafana variable (``$job``) or, with ``regex``, a
-            regular expression such as ``A|B``.
-        regex: match ``job`` as a regular expression (``=~``).
-        service: a regular expression for ``service_name`` (``".+"`` for every
-            service, or a Grafana variable).
-        job_tag_as: ``"index_label"`` puts the job in the stream selector;
-            ``"structured_metadata"`` filters on it right after the selector.
-            It must match how Loki stores ``job.tag`` (``loki-config.yaml``).
-
-    Raises:
-        ConfigError: ``job_tag_as`` is neither.
-    """
-    service_matcher = f"{SERVICE}=~{logql_string(service)}"
-    job_matcher = f"{JOB_TAG}{'=~' if regex else '='}{logql_string(job)}"
-    if job_tag_as == "index_label":
-        return f"{{{service_matcher}, {job_matcher}}}"
-    if job_tag_as == "structured_metadata":
-        return f"{{{service_matcher}}} | {job_matcher}"
-    raise ConfigError(f"Invalid job_tag_as={job_tag_as!r}: use 'index_label' or 'structured_metadata'")
 
 
 def _runs(selector: str, outcomes: Iterable[str] = ()) -> str:

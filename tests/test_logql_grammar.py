@@ -43,3 +43,33 @@ def test_a_broken_query_is_caught() -> None:
     # The check above would pass vacuously if the checker accepted anything.
     results = check_logql(['sum(count_over_time({job_tag="X"} [1m])'])
     assert not results[0].ok
+
+
+@pytest.mark.parametrize("job_tag_as", ["index_label", "structured_metadata"])
+def test_every_query_the_loki_client_builds_parses_even_with_hostile_values(job_tag_as: Any) -> None:
+    from otel_jobtags.loki import build_logql
+
+    hostile = [
+        '"} | line_format "{{.x}}"',
+        "back\\slash",
+        "new\nline\ttab",
+        "`tick`",
+        "(?i).*[x]+$",
+        "✅ 리밸런싱",
+    ]
+    queries = [build_logql(None, registry=JOBS, job_tag_as=job_tag_as)]
+    for job in ("auto_rebalance", "QUEUE_REBAL"):
+        for value in hostile:
+            for ignore_case in (False, True):
+                queries.append(
+                    build_logql(
+                        job,
+                        registry=JOBS,
+                        service_name=value,
+                        level="warning",
+                        contains=value,
+                        ignore_case=ignore_case,
+                        job_tag_as=job_tag_as,
+                    )
+                )
+    assert_logql_parses(queries)
