@@ -17,9 +17,6 @@ from fakeloki import FakeLoki, Reply, fake_loki, stream, streams
 
 from otel_jobtags import job_context
 
-pytest.importorskip("flask")
-pytest.importorskip("apscheduler")
-
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "flask_admin" / "app.py"
 KNOWN = ["price_cache", "auto_rebalance", "securities_token_refresh"]
 UNKNOWN = "Unknown job 'nope': known jobs are price_cache, auto_rebalance, securities_token_refresh"

@@ -27,13 +27,10 @@ from support.logql import (
     ensure_checker_installed,
     substitute_grafana_variables,
 )
+from support.prerequisites import unavailable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CHECK_SCRIPT = CHECKER_DIR / "check.mjs"
-
-
-def _running_in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
 
 
 @pytest.fixture(scope="session")
@@ -49,9 +46,7 @@ def node() -> str:
         except LogqlCheckerUnavailableError as exc:
             reason = str(exc)
     if reason is not None:
-        if _running_in_ci():
-            pytest.fail(f"the LogQL checker must run in CI: {reason}")
-        pytest.skip(reason)
+        unavailable(f"the LogQL checker cannot run: {reason}")
     assert path is not None
     return path
 
