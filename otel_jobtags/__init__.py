@@ -6,8 +6,17 @@ it): every record logged in a job carries the ``job.tag``/``job.id``
 attributes and keeps the seed's ``[TAG]`` text prefix.
 """
 
-from .configure import Installation, Settings, install, resolve_settings, uninstall
+from .configure import (
+    DeliverySettings,
+    Installation,
+    Settings,
+    install,
+    resolve_delivery_settings,
+    resolve_settings,
+    uninstall,
+)
 from .context import ActiveJob, active_registry, bind, current_job, job_context, use_registry
+from .delivery import DeliveryProcessor, DeliveryStats
 from .errors import ConfigError, JobTagsError, TagError, UnknownJobError
 from .handler import ATTR_JOB_ID, ATTR_JOB_RUN_ID, ATTR_JOB_TAG, JobTagFilter, JobTagHandler
 from .schedule import Cron, Interval, Manual, Schedule, parse_schedule
@@ -22,6 +31,9 @@ __all__ = [
     "ActiveJob",
     "ConfigError",
     "Cron",
+    "DeliveryProcessor",
+    "DeliverySettings",
+    "DeliveryStats",
     "Installation",
     "Interval",
     "JobTag",
@@ -42,6 +54,7 @@ __all__ = [
     "install",
     "job_context",
     "parse_schedule",
+    "resolve_delivery_settings",
     "resolve_settings",
     "uninstall",
     "use_registry",
