@@ -461,12 +461,17 @@ def install(
         if _installation is not None:
             _installation.shutdown()
         provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-        sink = exporter
-        if sink is None:
+        fork_exporter = None
+        if exporter is None:
             assert settings is not None
-            sink = _make_exporter(settings, delivery.export_timeout)
+            export_settings, export_timeout = settings, delivery.export_timeout
+
+            def fork_exporter() -> LogRecordExporter:
+                return _make_exporter(export_settings, export_timeout)
+
         processor = DeliveryProcessor(
-            sink,
+            exporter if exporter is not None else fork_exporter(),
+            fork_exporter=fork_exporter,
             max_queue_records=delivery.max_queue_records,
             max_queue_bytes=delivery.max_queue_bytes,
             shutdown_timeout=delivery.shutdown_timeout,

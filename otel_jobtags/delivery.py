@@ -33,6 +33,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
@@ -123,6 +124,10 @@ class DeliveryProcessor(LogRecordProcessor):
         spool: write batches ahead to this spool and adopt what earlier
             processes left in it.
         throttle: where warnings go (stderr, throttled); a shared one by default.
+        fork_exporter: makes the exporter a child process uses after ``fork``.
+            An OTLP/gRPC exporter must not be used across a fork (its channel's
+            locks and threads stay behind in the parent); without a factory the
+            child uses the inherited ``exporter``.
     """
 
     def __init__(
@@ -138,10 +143,13 @@ class DeliveryProcessor(LogRecordProcessor):
         retry_max: float = DEFAULT_RETRY_MAX,
         spool: Spool | None = None,
         throttle: _diagnostics.Throttle | None = None,
+        fork_exporter: Callable[[], LogRecordExporter] | None = None,
     ) -> None:
         if max_queue_records < 1 or max_queue_bytes < 1 or max_batch_size < 1:
             raise ValueError("max_queue_records, max_queue_bytes and max_batch_size must be positive")
-        self._exporter = exporter
+        self._exporter: LogRecordExporter | None = exporter
+        self._fork_exporter = fork_exporter
+        self._inherited: list[LogRecordExporter] = []
         self._max_records = max_queue_records
         self._max_bytes = max_queue_bytes
         self._batch_size = max_batch_size
@@ -214,6 +222,11 @@ class DeliveryProcessor(LogRecordProcessor):
         }
         if self._spool is not None:
             self._spool.after_fork_in_child()
+        if self._fork_exporter is not None and self._exporter is not None:
+            # Kept referenced, never used nor shut down: its finalizer would
+            # take locks that a parent thread may have held at the fork.
+            self._inherited.append(self._exporter)
+            self._exporter = None  # the worker makes a fresh one
         if stopped:
             self._stopping = self._abandon = True
         else:
@@ -376,6 +389,12 @@ class DeliveryProcessor(LogRecordProcessor):
 
     def _run(self) -> None:
         with exporting():
+            if self._exporter is None and self._fork_exporter is not None:
+                try:
+                    self._exporter = self._fork_exporter()
+                except Exception as exc:
+                    self._throttle.warn("fork-exporter", f"could not create an exporter after fork: {exc}")
+                    return
             while True:
                 delay = self._wait_time()
                 timed_out = False
@@ -416,7 +435,7 @@ class DeliveryProcessor(LogRecordProcessor):
                 self._spool.quarantine(batch.spooled.path, str(exc))
                 self._finish(batch, rejected=True)
                 return
-        assert records is not None
+        assert records is not None and self._exporter is not None
         try:
             result = self._exporter.export(records)
         except Exception as exc:
@@ -504,7 +523,8 @@ class DeliveryProcessor(LogRecordProcessor):
             # Interrupts an export still in flight (the gRPC exporter closes its
             # channel and stops its own retry wait).
             try:
-                self._exporter.shutdown()  # type: ignore[no-untyped-call]
+                if self._exporter is not None:
+                    self._exporter.shutdown()  # type: ignore[no-untyped-call]
             except Exception as exc:
                 self._throttle.warn("shutdown", f"exporter shutdown failed: {exc}")
         self._worker.join(0.5)

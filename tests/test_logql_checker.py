@@ -62,17 +62,11 @@ VALID_QUERIES = [
     '{service_name="web"}',
     '{service_name="web", job_tag!="", level=~"error|warn"}',
     '{service_name="web"} |= "rebalance" != "debug" |~ "(?i)timeout"',
-    (
-        '{service_name="web"} | json | job_tag="AUTO_REBAL"'
-        ' | line_format "{{.job_tag}} {{.msg}}"'
-    ),
+    ('{service_name="web"} | json | job_tag="AUTO_REBAL" | line_format "{{.job_tag}} {{.msg}}"'),
     '{service_name="web"} | logfmt | duration > 10s',
     'sum by (job_tag) (rate({service_name="web"} | job_tag!="" [5m])) > 0',
     'topk(5, sum by (job_tag) (count_over_time({service_name="web"}[1h])))',
-    (
-        'quantile_over_time(0.95, {service_name="web"} | json'
-        " | unwrap duration_seconds [5m]) by (job_tag)"
-    ),
+    ('quantile_over_time(0.95, {service_name="web"} | json | unwrap duration_seconds [5m]) by (job_tag)'),
     '{service_name="web"} | label_format tag=job_tag | drop level',
     '{service_name="web"} | json | keep job_tag, level',
     (
@@ -80,13 +74,7 @@ VALID_QUERIES = [
         ' / sum(count_over_time({service_name="web"} [5m]))'
     ),
     '{service_name="web"} # trailing comment',
-    (
-        "sum by (job_tag) (\n"
-        "  count_over_time(\n"
-        '    {service_name="web"} | job_tag=~".+" [5m]\n'
-        "  )\n"
-        ")"
-    ),
+    ('sum by (job_tag) (\n  count_over_time(\n    {service_name="web"} | job_tag=~".+" [5m]\n  )\n)'),
     'count_over_time({service_name="web"} | job_tag=~".+" [5m] offset 1h)',
     '{service_name="web"} | pattern "<ip> - <_>" | ip="10.0.0.1"',
     '{service_name="web"} |= "caf\u00e9 \U0001f600"',
@@ -110,19 +98,11 @@ BROKEN_QUERIES = [
         "missing input before",
         id="unclosed-selector",
     ),
-    pytest.param(
-        "{service_name=web}", [(14, 17)], 'unexpected "web"', id="unquoted-value"
-    ),
-    pytest.param(
-        'rate({a="b"}[5m]', [(16, 16)], "query ends unexpectedly", id="unclosed-call"
-    ),
-    pytest.param(
-        'rate({a="b"})', [(12, 12)], "missing input before", id="rate-without-range"
-    ),
+    pytest.param("{service_name=web}", [(14, 17)], 'unexpected "web"', id="unquoted-value"),
+    pytest.param('rate({a="b"}[5m]', [(16, 16)], "query ends unexpectedly", id="unclosed-call"),
+    pytest.param('rate({a="b"})', [(12, 12)], "missing input before", id="rate-without-range"),
     pytest.param("{}", [(1, 2)], 'unexpected "}"', id="empty-selector"),
-    pytest.param(
-        '{a="b"} |= ', [(11, 11)], "query ends unexpectedly", id="filter-without-text"
-    ),
+    pytest.param('{a="b"} |= ', [(11, 11)], "query ends unexpectedly", id="filter-without-text"),
     pytest.param(
         'sum(rate({a="b"}[5m]) by (job)',
         [(30, 30)],
@@ -177,9 +157,7 @@ def test_multiline_query_reports_line_and_column(node: str) -> None:
 def test_empty_query_fails(node: str, query: str) -> None:
     [result] = check_logql([query])
     assert not result.ok
-    assert [(e.start, e.end, e.message) for e in result.errors] == [
-        (0, len(query), "empty query")
-    ]
+    assert [(e.start, e.end, e.message) for e in result.errors] == [(0, len(query), "empty query")]
 
 
 def test_comment_only_query_fails(node: str) -> None:
@@ -214,16 +192,12 @@ def test_variable_inside_a_string_is_just_string_content(node: str) -> None:
     assert all(result.ok for result in check_logql(queries))
 
 
-def test_batch_keeps_order_and_uses_one_process(
-    node: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_batch_keeps_order_and_uses_one_process(node: str, monkeypatch: pytest.MonkeyPatch) -> None:
     queries = [VALID_QUERIES[i % len(VALID_QUERIES)] for i in range(49)] + ["{a=b}"]
     calls: list[list[str]] = []
     real_run = subprocess.run
 
-    def counting_run(
-        args: list[str], **kwargs: object
-    ) -> subprocess.CompletedProcess[str]:
+    def counting_run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
         calls.append(list(args))
         return real_run(args, **kwargs)  # type: ignore[call-overload,no-any-return]
 
@@ -262,9 +236,7 @@ def test_missing_node_raises_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> N
         check_logql(['{a="b"}'])
 
 
-def test_missing_npm_raises_a_clear_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_missing_npm_raises_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _copy_checker_sources(tmp_path)
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(LogqlCheckerUnavailableError, match="npm is not on PATH"):
@@ -286,9 +258,7 @@ def test_install_is_detected_as_stale_when_versions_differ(tmp_path: Path) -> No
             manifest = {"version": entry["version"]}
             (tmp_path / path / "package.json").write_text(json.dumps(manifest))
     assert logql._installed(tmp_path)
-    (tmp_path / "node_modules/@lezer/lr/package.json").write_text(
-        '{"version": "0.0.1"}'
-    )
+    (tmp_path / "node_modules/@lezer/lr/package.json").write_text('{"version": "0.0.1"}')
     assert not logql._installed(tmp_path)
 
 
@@ -305,9 +275,7 @@ def test_checker_failure_is_reported_not_parsed(
     node: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _copy_checker_sources(tmp_path)
-    (tmp_path / "check.mjs").write_text(
-        "process.stderr.write('boom'); process.exitCode = 3;\n"
-    )
+    (tmp_path / "check.mjs").write_text("process.stderr.write('boom'); process.exitCode = 3;\n")
     monkeypatch.setattr(logql, "ensure_checker_installed", lambda checker_dir: None)
     with pytest.raises(LogqlCheckerError, match="exited 3: boom"):
         check_logql(['{a="b"}'], checker_dir=tmp_path)
@@ -316,9 +284,7 @@ def test_checker_failure_is_reported_not_parsed(
 # --- the command-line interface of check.mjs ------------------------------
 
 
-def _run_cli(
-    node: str, *args: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
+def _run_cli(node: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [node, str(CHECK_SCRIPT), *args],
         input=stdin if stdin is not None else "",
@@ -370,9 +336,7 @@ def test_cli_reads_file_arguments_in_order(node: str, tmp_path: Path) -> None:
         ("", ("--frobnicate",), "unknown option --frobnicate"),
     ],
 )
-def test_cli_exit_2_on_usage_errors(
-    node: str, stdin: str, args: tuple[str, ...], stderr: str
-) -> None:
+def test_cli_exit_2_on_usage_errors(node: str, stdin: str, args: tuple[str, ...], stderr: str) -> None:
     completed = _run_cli(node, *args, stdin=stdin)
     assert completed.returncode == 2
     assert completed.stdout == ""
@@ -437,9 +401,7 @@ def test_substitute_grafana_variables(query: str, expected: str) -> None:
 
 def test_given_values_override_builtin_ones() -> None:
     query = 'rate({a="b"}[$__interval])'
-    assert (
-        substitute_grafana_variables(query, {"__interval": "5m"}) == 'rate({a="b"}[5m])'
-    )
+    assert substitute_grafana_variables(query, {"__interval": "5m"}) == 'rate({a="b"}[5m])'
 
 
 def test_undefined_variables_are_an_error() -> None:
@@ -470,10 +432,7 @@ def test_values_must_be_strings() -> None:
 
 def test_substituted_dashboard_queries_parse(node: str) -> None:
     templates = [
-        (
-            'sum by (job_tag) (count_over_time({service_name="$service"}'
-            ' | job_tag=~"${job:regex}" [$__auto]))'
-        ),
+        ('sum by (job_tag) (count_over_time({service_name="$service"} | job_tag=~"${job:regex}" [$__auto]))'),
         'sum by ($label) (rate({service_name="$service"}[$__rate_interval]))',
         '{service_name="$service"} | job_tag="$job"',
         'count_over_time({service_name="$service"} |= "error" [$__interval]) > 0',
@@ -503,9 +462,7 @@ PYTEST_ONE_NODE_TEST = [
 
 
 @pytest.mark.parametrize(("ci", "expected_exit"), [("true", 1), ("", 0)])
-def test_missing_node_fails_in_ci_and_skips_elsewhere(
-    tmp_path: Path, ci: str, expected_exit: int
-) -> None:
+def test_missing_node_fails_in_ci_and_skips_elsewhere(tmp_path: Path, ci: str, expected_exit: int) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env["PATH"] = str(tmp_path)  # an empty directory: no node, no npm
     env["CI"] = ci

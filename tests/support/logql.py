@@ -83,9 +83,7 @@ class UndefinedGrafanaVariableError(ValueError):
         self.names: tuple[str, ...] = tuple(names)
         self.query = query
         listed = ", ".join(f"${name}" for name in self.names)
-        super().__init__(
-            f"no value for Grafana variable(s) {listed} in query {query!r}"
-        )
+        super().__init__(f"no value for Grafana variable(s) {listed} in query {query!r}")
 
 
 class LogqlCheckerUnavailableError(RuntimeError):
@@ -130,9 +128,7 @@ class LogqlResult:
         return "\n".join(lines)
 
 
-def substitute_grafana_variables(
-    query: str, values: Mapping[str, str], *, strict: bool = True
-) -> str:
+def substitute_grafana_variables(query: str, values: Mapping[str, str], *, strict: bool = True) -> str:
     """Replace Grafana template variables in ``query`` with sample values.
 
     Recognises ``$var``, ``${var}``, ``${var:format}``, ``${var.field}``,
@@ -149,9 +145,7 @@ def substitute_grafana_variables(
     """
     for name, value in values.items():
         if not isinstance(value, str):
-            raise TypeError(
-                f"value for {name!r} must be str, not {type(value).__name__}"
-            )
+            raise TypeError(f"value for {name!r} must be str, not {type(value).__name__}")
     lookup = {**BUILTIN_VARIABLE_VALUES, **values}
     missing: list[str] = []
 
@@ -172,13 +166,9 @@ def substitute_grafana_variables(
 def _installed(checker_dir: Path) -> bool:
     """Tell whether node_modules holds exactly the versions in package-lock.json."""
     try:
-        lock = json.loads(
-            (checker_dir / "package-lock.json").read_text(encoding="utf-8")
-        )
+        lock = json.loads((checker_dir / "package-lock.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise LogqlCheckerError(
-            f"cannot read {checker_dir / 'package-lock.json'}: {exc}"
-        ) from exc
+        raise LogqlCheckerError(f"cannot read {checker_dir / 'package-lock.json'}: {exc}") from exc
     for path, entry in lock.get("packages", {}).items():
         if not path.startswith("node_modules/"):
             continue
@@ -243,9 +233,7 @@ def ensure_checker_installed(checker_dir: Path = CHECKER_DIR) -> None:
                     check=False,
                 )
             except (OSError, subprocess.TimeoutExpired) as exc:
-                raise LogqlCheckerUnavailableError(
-                    f"npm ci in {checker_dir} failed: {exc}"
-                ) from exc
+                raise LogqlCheckerUnavailableError(f"npm ci in {checker_dir} failed: {exc}") from exc
             if completed.returncode != 0 or not _installed(checker_dir):
                 raise LogqlCheckerUnavailableError(
                     f"npm ci in {checker_dir} failed (exit {completed.returncode}):\n"
@@ -258,34 +246,24 @@ def _parse_report(stdout: str, queries: Sequence[str]) -> list[LogqlResult]:
     try:
         report = json.loads(stdout)
     except ValueError as exc:
-        raise LogqlCheckerError(
-            f"checker printed invalid JSON: {exc}: {stdout[:500]!r}"
-        ) from exc
+        raise LogqlCheckerError(f"checker printed invalid JSON: {exc}: {stdout[:500]!r}") from exc
     if not isinstance(report, list):
         raise LogqlCheckerError(f"checker printed no JSON array: {stdout[:500]!r}")
     if len(report) != len(queries):
-        raise LogqlCheckerError(
-            f"checker returned {len(report)} results for {len(queries)} queries"
-        )
+        raise LogqlCheckerError(f"checker returned {len(report)} results for {len(queries)} queries")
     results = []
     for query, item in zip(queries, report, strict=True):
         if item.get("query") != query:
-            raise LogqlCheckerError(
-                f"checker answered for {item.get('query')!r}, not {query!r}"
-            )
+            raise LogqlCheckerError(f"checker answered for {item.get('query')!r}, not {query!r}")
         errors = tuple(
-            LogqlError(
-                start=int(e["from"]), end=int(e["to"]), message=str(e["message"])
-            )
+            LogqlError(start=int(e["from"]), end=int(e["to"]), message=str(e["message"]))
             for e in item["errors"]
         )
         results.append(LogqlResult(query=query, ok=bool(item["ok"]), errors=errors))
     return results
 
 
-def check_logql(
-    queries: Sequence[str], *, checker_dir: Path = CHECKER_DIR
-) -> list[LogqlResult]:
+def check_logql(queries: Sequence[str], *, checker_dir: Path = CHECKER_DIR) -> list[LogqlResult]:
     """Parse every query with Grafana's LogQL grammar, in one Node.js process.
 
     Returns one :class:`LogqlResult` per query, in order. Queries must already
@@ -309,8 +287,7 @@ def check_logql(
     node = shutil.which("node")
     if node is None:
         raise LogqlCheckerUnavailableError(
-            "node (Node.js) is not on PATH; the LogQL checker "
-            f"{checker_dir / 'check.mjs'} needs it"
+            f"node (Node.js) is not on PATH; the LogQL checker {checker_dir / 'check.mjs'} needs it"
         )
     ensure_checker_installed(checker_dir)
     try:
@@ -324,18 +301,12 @@ def check_logql(
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise LogqlCheckerError(
-            f"running {checker_dir / 'check.mjs'} failed: {exc}"
-        ) from exc
+        raise LogqlCheckerError(f"running {checker_dir / 'check.mjs'} failed: {exc}") from exc
     if completed.returncode not in (0, 1):
-        raise LogqlCheckerError(
-            f"check.mjs exited {completed.returncode}: {completed.stderr.strip()}"
-        )
+        raise LogqlCheckerError(f"check.mjs exited {completed.returncode}: {completed.stderr.strip()}")
     results = _parse_report(completed.stdout, queries)
     if (completed.returncode == 0) != all(result.ok for result in results):
-        raise LogqlCheckerError(
-            f"check.mjs exit status {completed.returncode} contradicts its report"
-        )
+        raise LogqlCheckerError(f"check.mjs exit status {completed.returncode} contradicts its report")
     return results
 
 
@@ -345,7 +316,6 @@ def assert_logql_parses(queries: Sequence[str]) -> list[LogqlResult]:
     failures = [result.explain() for result in results if not result.ok]
     if failures:
         raise AssertionError(
-            f"{len(failures)} of {len(results)} LogQL queries do not parse:\n\n"
-            + "\n\n".join(failures)
+            f"{len(failures)} of {len(results)} LogQL queries do not parse:\n\n" + "\n\n".join(failures)
         )
     return results
