@@ -27,6 +27,7 @@ queue is full and loses a batch when the exporter gives up on it):
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import threading
@@ -36,9 +37,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry._logs import LogRecord
+from opentelemetry.sdk._logs import LogRecordLimits, LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from . import _diagnostics, _fork
 from .handler import exporting
@@ -80,6 +83,50 @@ def record_size(record: ReadWriteLogRecord | ReadableLogRecord) -> int:
     """The size counted against the byte bound for one record."""
     body = record.log_record.body
     return (len(body) if type(body) is str else 64) + RECORD_OVERHEAD
+
+
+def _construct_readable(
+    log_record: LogRecord,
+    resource: Resource,
+    scope: InstrumentationScope | None,
+    limits: LogRecordLimits | None,
+) -> ReadableLogRecord:
+    return ReadableLogRecord(
+        log_record=log_record, resource=resource, instrumentation_scope=scope, limits=limits
+    )
+
+
+def _fill_readable(
+    log_record: LogRecord,
+    resource: Resource,
+    scope: InstrumentationScope | None,
+    limits: LogRecordLimits | None,
+) -> ReadableLogRecord:
+    # The same object the constructor makes, without the frozen dataclass's
+    # four object.__setattr__ calls: this runs once per record on the worker,
+    # whose CPU time the logging threads pay for under the GIL.
+    readable = object.__new__(ReadableLogRecord)
+    readable.__dict__.update(
+        log_record=log_record, resource=resource, instrumentation_scope=scope, limits=limits
+    )
+    return readable
+
+
+def _can_fill_readable() -> bool:
+    # Only while ReadableLogRecord is the plain frozen dataclass of these four
+    # fields, with no __post_init__ or __slots__; else the constructor is used.
+    try:
+        names = [f.name for f in dataclasses.fields(ReadableLogRecord)]
+    except TypeError:
+        return False
+    return (
+        names == ["log_record", "resource", "instrumentation_scope", "limits"]
+        and not hasattr(ReadableLogRecord, "__post_init__")
+        and not hasattr(ReadableLogRecord, "__slots__")
+    )
+
+
+_make_readable = _fill_readable if _can_fill_readable() else _construct_readable
 
 
 @dataclass(frozen=True)
@@ -183,7 +230,9 @@ class DeliveryProcessor(LogRecordProcessor):
         self._changed = threading.Condition(self._lock)
         self._wake = threading.Event()
         self._queue.clear()
+        self._sizes: deque[int] = deque()
         self._queued_bytes = 0
+        self._dropped_reported = 0
         self._pending: deque[_Batch] = deque()
         self._held_records = 0  # in pending batches
         self._held_bytes = 0
@@ -248,6 +297,8 @@ class DeliveryProcessor(LogRecordProcessor):
     # -- the application's side ----------------------------------------------------
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         """Queue a record; never blocks on the exporter, never raises."""
+        # The hot path: an append under a lock, no I/O, no wake-up per record
+        # (the worker wakes on a timer, or once a batch is full).
         body = log_record.log_record.body
         size = (len(body) if type(body) is str else 64) + RECORD_OVERHEAD
         with self._lock:
@@ -256,6 +307,7 @@ class DeliveryProcessor(LogRecordProcessor):
                 return
             queue = self._queue
             queue.append(log_record)
+            self._sizes.append(size)
             self._emitted += 1
             self._queued_bytes += size
             if (
@@ -267,47 +319,47 @@ class DeliveryProcessor(LogRecordProcessor):
                 self._wake.set()
 
     def _drop_oldest_locked(self) -> None:
-        queue = self._queue
-        dropped = 0
+        # Counted here, reported by the worker: no stderr I/O on the application's thread.
+        queue, sizes = self._queue, self._sizes
         while queue and (
             len(queue) + self._held_records > self._max_records
             or self._queued_bytes + self._held_bytes > self._max_bytes
         ):
-            self._queued_bytes -= record_size(queue.popleft())
-            dropped += 1
-        if dropped:
-            self._dropped += dropped
+            queue.popleft()
+            self._queued_bytes -= sizes.popleft()
+            self._dropped += 1
+
+    def _report_drops(self) -> None:
+        with self._lock:
             total = self._dropped
-            self._throttle.warn(
-                "dropped",
-                f"log queue full ({self._max_records} records / {self._max_bytes} bytes): "
-                f"dropped the oldest records, {total} so far",
-            )
+            if total == self._dropped_reported:
+                return
+        if self._throttle.warn(
+            "dropped",
+            f"log queue full ({self._max_records} records / {self._max_bytes} bytes): "
+            f"dropped the oldest records, {total} so far",
+        ):
+            self._dropped_reported = total
 
     # -- the worker's side --------------------------------------------------------
     def _take_locked(self, limit: int) -> tuple[list[ReadWriteLogRecord], int]:
         queue = self._queue
         n = min(limit, len(queue))
         taken = [queue.popleft() for _ in range(n)]
-        nbytes = sum(record_size(r) for r in taken)
+        sizes = self._sizes
+        nbytes = sum([sizes.popleft() for _ in range(n)])
         self._queued_bytes -= nbytes
         return taken, nbytes
 
     def _readable(self, records: list[ReadWriteLogRecord]) -> list[ReadableLogRecord]:
         out = []
         forked = self._forked
+        make = _make_readable
         for rec in records:
             resource = rec.resource if rec.resource is not None else Resource.get_empty()
             if forked:
                 resource = self._child_resource(resource)
-            out.append(
-                ReadableLogRecord(
-                    log_record=rec.log_record,
-                    resource=resource,
-                    instrumentation_scope=rec.instrumentation_scope,
-                    limits=rec.limits,
-                )
-            )
+            out.append(make(rec.log_record, resource, rec.instrumentation_scope, rec.limits))
         return out
 
     def _child_resource(self, resource: Resource) -> Resource:
@@ -366,13 +418,7 @@ class DeliveryProcessor(LogRecordProcessor):
             dropped += batch.count
             if batch.spooled is not None and self._spool is not None:
                 self._spool.remove(batch.spooled)
-        if dropped:
-            self._dropped += dropped
-            self._throttle.warn(
-                "dropped",
-                f"log queue full ({self._max_records} records / {self._max_bytes} bytes): "
-                f"dropped the oldest records, {self._dropped} so far",
-            )
+        self._dropped += dropped
 
     def _wait_time(self) -> float:
         with self._lock:
@@ -410,6 +456,7 @@ class DeliveryProcessor(LogRecordProcessor):
                     # narrows what a crash can lose to one delay).
                     force = timed_out or stopping or self._flush_requests > 0 or self._spool is not None
                 try:
+                    self._report_drops()
                     self._form_batches(force)
                     with self._lock:
                         head = self._pending[0] if self._pending else None
@@ -534,6 +581,7 @@ class DeliveryProcessor(LogRecordProcessor):
         with self._lock:
             queued = list(self._queue)
             self._queue.clear()
+            self._sizes.clear()
             nbytes, self._queued_bytes = self._queued_bytes, 0
             pending = list(self._pending)
         if self._spool is not None:

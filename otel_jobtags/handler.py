@@ -74,6 +74,7 @@ _RESERVED_ATTRS = frozenset(
 )  # fmt: skip
 _SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}
 _SEVERITY_NUMBER: dict[int, SeverityNumber] = {}
+_UNSEEN: Any = object()
 
 _exporting = threading.local()
 """``_exporting.active`` is true on a thread while it runs exporter code."""
@@ -254,7 +255,11 @@ class JobTagHandler(LoggingHandler):
 
     def handle(self, record: logging.LogRecord) -> bool:
         """Divert internal records to stderr; export the others."""
-        if is_internal_record(record):
+        # is_internal_record(), inlined: this runs for every record.
+        internal = _internal_names.get(record.name)
+        if internal is None:
+            internal = _is_internal_name(record.name)
+        if internal or getattr(_exporting, "active", False):
             if record.levelno >= self._internal.level:
                 self._divert(record)
             return False
@@ -291,14 +296,16 @@ class JobTagHandler(LoggingHandler):
         """Translate ``record`` to an OpenTelemetry log record and emit it; never raises."""
         try:
             name = record.name
-            logger = self._otel_loggers[name] if name in self._otel_loggers else self._otel_logger(name)
+            logger = self._otel_loggers.get(name, _UNSEEN)
+            if logger is _UNSEEN:
+                logger = self._otel_logger(name)
             if logger is None:
                 return
             d = record.__dict__
             extra = d.keys() - _RESERVED_ATTRS
             attributes: dict[str, Any] = {k: d[k] for k in extra} if extra else {}
             event_name = None
-            if attributes:
+            if "otel.event.name" in attributes or "event.name" in attributes:
                 event_name = attributes.pop("otel.event.name", None)
                 deprecated_event_name = attributes.pop("event.name", None)
                 if event_name is None:

@@ -208,7 +208,7 @@ def test_past_the_record_bound_the_oldest_records_are_dropped_counted_and_report
     )
     assert _stderr_lines(capsys.readouterr().err) == [
         f"otel-jobtags: log queue full (10 records / {256 * 1024 * 1024} bytes): "
-        "dropped the oldest records, 1 so far"
+        "dropped the oldest records, 15 so far"
     ]
 
 
