@@ -81,8 +81,8 @@ def _isolated_logger(name: str, handler: logging.Handler | None) -> logging.Logg
     return log
 
 
-def per_record_cost(rounds: int, calls: int) -> dict[str, float]:
-    """Median µs per log call for: NullHandler, stock pieces, install()'s pipeline."""
+def per_record_cost(rounds: int, calls: int) -> dict[str, list[float]]:
+    """µs per log call, one figure per round, for: NullHandler, stock pieces, install()'s pipeline."""
     null_log = _isolated_logger("bench.null", logging.NullHandler())
 
     stock_provider = LoggerProvider(shutdown_on_exit=False)
@@ -129,7 +129,7 @@ def per_record_cost(rounds: int, calls: int) -> dict[str, float]:
             drain()
     installation.shutdown()
     stock_provider.shutdown()
-    return {name: statistics.median(values) for name, values in timings.items()}
+    return timings
 
 
 # -- 2. and 3.: applications in child processes ----------------------------------------------
@@ -324,12 +324,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="shorter runs: 6 s outage, fewer rounds")
     args = parser.parse_args(argv)
-    rounds, calls = (3, 20_000) if args.quick else (7, 50_000)
+    rounds, calls = (3, 20_000) if args.quick else (9, 50_000)
     down = 6.0 if args.quick else 30.0
 
     print(f"machine: {_machine()}", flush=True)
     print("1/3 per-record cost ...", file=sys.stderr, flush=True)
-    cost = per_record_cost(rounds, calls)
+    costs = per_record_cost(rounds, calls)
+    cost = {name: statistics.median(values) for name, values in costs.items()}
+    best = {name: min(values) for name, values in costs.items()}
     print("2/3 burst of 100,000 records ...", file=sys.stderr, flush=True)
     bursts = burst(100_000)
     print(f"3/3 outage of {down:g} s at 200 records/s ...", file=sys.stderr, flush=True)
@@ -338,12 +340,18 @@ def main(argv: list[str] | None = None) -> int:
     s, o = bursts["stock"], bursts["ours"]
     so, oo = outages["stock"], outages["ours"]
     rows = [
-        ("per-record cost, NullHandler (floor)", f"{cost['floor']:.2f} µs", "", ""),
+        ("per-record cost, NullHandler (floor, median)", f"{cost['floor']:.2f} µs", "", ""),
         (
-            "per-record cost, tagged call, no-op exporter",
+            f"per-record cost, tagged call, no-op exporter (median of {rounds})",
             f"{cost['stock']:.2f} µs",
             f"{cost['ours']:.2f} µs",
             f"{cost['ours'] / cost['stock']:.2f}× (target ≤ 0.80×)",
+        ),
+        (
+            f"per-record cost, tagged call, no-op exporter (best of {rounds})",
+            f"{best['stock']:.2f} µs",
+            f"{best['ours']:.2f} µs",
+            f"{best['ours'] / best['stock']:.2f}×",
         ),
         (
             "burst 100,000: delivered / emitted",

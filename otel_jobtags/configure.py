@@ -347,6 +347,7 @@ class Installation:
             self._closed = True
         with _install_lock:
             self._logger.removeHandler(self.handler)
+            self.handler.close()
             if self._previous_level is not None:
                 self._logger.setLevel(self._previous_level)
             if _context._registry is self.handler.job_filter.registry:

@@ -275,6 +275,16 @@ class JobTagHandler(LoggingHandler):
         self.emit(record)
         return True
 
+    def flush(self) -> None:
+        """Ask the provider to export what is buffered (in the background); nothing once closed.
+
+        ``logging.shutdown()`` flushes every handler ever created at exit,
+        after ``install()``'s own exit hook has delivered and closed this
+        one: starting a thread then would fail on newer Pythons.
+        """
+        if not getattr(self, "_closed", False):
+            super().flush()
+
     def _divert(self, record: logging.LogRecord) -> None:
         held = self._throttle.allow(f"{record.name}\0{record.msg}")
         if held is None:
