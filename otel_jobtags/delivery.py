@@ -401,11 +401,16 @@ class DeliveryProcessor(LogRecordProcessor):
                 if self._spool is not None and len(self._pending) >= _IN_MEMORY_BATCHES and batch.spooled:
                     batch.records = None  # read back from disk when its turn comes
                 self._pending.append(batch)
-                self._enforce_bound_locked()
+                evicted = self._enforce_bound_locked()
+            if self._spool is not None:
+                for spooled in evicted:  # file I/O outside the lock the log calls take
+                    self._spool.remove(spooled)
 
-    def _enforce_bound_locked(self) -> None:
+    def _enforce_bound_locked(self) -> list[SpooledBatch]:
         # With a spool, pending batches can outgrow the bound (the queue is
-        # drained into them every tick): drop the oldest, except the one in flight.
+        # drained into them every tick): drop the oldest, except the one in
+        # flight. Returns the spool files to delete.
+        evicted: list[SpooledBatch] = []
         dropped = 0
         while len(self._pending) > 1 and (
             len(self._queue) + self._held_records > self._max_records
@@ -416,9 +421,10 @@ class DeliveryProcessor(LogRecordProcessor):
             self._held_records -= batch.count
             self._held_bytes -= batch.nbytes
             dropped += batch.count
-            if batch.spooled is not None and self._spool is not None:
-                self._spool.remove(batch.spooled)
+            if batch.spooled is not None:
+                evicted.append(batch.spooled)
         self._dropped += dropped
+        return evicted
 
     def _wait_time(self) -> float:
         with self._lock:
@@ -451,10 +457,11 @@ class DeliveryProcessor(LogRecordProcessor):
                     if self._abandon:
                         return
                     stopping = self._stopping
-                    # A partial batch goes when the schedule delay has passed,
-                    # on flush and shutdown, and at once into the spool (that
-                    # narrows what a crash can lose to one delay).
-                    force = timed_out or stopping or self._flush_requests > 0 or self._spool is not None
+                    # A partial batch goes when the schedule delay has passed
+                    # (also while a failed batch waits for its retry: with a
+                    # spool, what a crash can lose is then one delay's worth),
+                    # on flush and on shutdown.
+                    force = timed_out or stopping or self._flush_requests > 0
                 try:
                     self._report_drops()
                     self._form_batches(force)

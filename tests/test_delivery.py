@@ -228,6 +228,33 @@ def test_past_the_byte_bound_the_oldest_records_are_dropped(
     assert installation.stats.dropped == 6
 
 
+def test_with_a_spool_the_bound_drops_the_oldest_waiting_batch_and_its_file(
+    receiver: GrpcReceiver, registry: oj.TagRegistry, tmp_path: Path
+) -> None:
+    receiver.stop()
+    installation = oj.install(registry, endpoint=receiver.endpoint, max_queue_records=10, spool_dir=tmp_path)
+    log = _app_logger()
+    for start in (0, 5, 10):  # three batches of 5, each spooled at the next worker tick
+        for i in range(start, start + 5):
+            log.info("record %02d", i)
+        time.sleep(0.9)
+    assert installation.stats.dropped == 5  # the batch in flight (0-4) is kept, the next oldest goes
+    receiver.start()
+
+    assert installation.force_flush(30_000)
+    expected = [f"record {i:02d}" for i in (*range(5), *range(10, 15))]
+    assert [r.body for r in receiver.wait_for(10, timeout=5)] == expected
+    assert installation.stats == oj.DeliveryStats(
+        emitted=15,
+        delivered=10,
+        queued=0,
+        dropped=5,
+        rejected=0,
+        failed_exports=installation.stats.failed_exports,
+    )
+    assert _batch_files(tmp_path) == []
+
+
 # -- stderr ---------------------------------------------------------------------------
 
 
