@@ -320,10 +320,15 @@ class DeliveryProcessor(LogRecordProcessor):
 
     def _drop_oldest_locked(self) -> None:
         # Counted here, reported by the worker: no stderr I/O on the application's thread.
+        # With a spool the oldest records are in waiting batches, which the
+        # worker evicts (file I/O); here only a queue that alone is past the
+        # bound is trimmed. Without one, only the batch in flight is held.
         queue, sizes = self._queue, self._sizes
+        held_records, held_bytes = self._held_records, self._held_bytes
+        if self._spool is not None:
+            held_records = held_bytes = 0
         while queue and (
-            len(queue) + self._held_records > self._max_records
-            or self._queued_bytes + self._held_bytes > self._max_bytes
+            len(queue) + held_records > self._max_records or self._queued_bytes + held_bytes > self._max_bytes
         ):
             queue.popleft()
             self._queued_bytes -= sizes.popleft()
@@ -518,6 +523,10 @@ class DeliveryProcessor(LogRecordProcessor):
         )
 
     def _finish(self, batch: _Batch, *, rejected: bool) -> None:
+        # The file goes first: once a flush reports the batch delivered, the
+        # next process must not find it in the spool.
+        if batch.spooled is not None and self._spool is not None:
+            self._spool.remove(batch.spooled)
         with self._lock:
             if self._pending and self._pending[0] is batch:
                 self._pending.popleft()
@@ -530,8 +539,6 @@ class DeliveryProcessor(LogRecordProcessor):
                 self._backoff = self._retry_initial
                 self._retry_at = 0.0
             self._changed.notify_all()
-        if batch.spooled is not None and self._spool is not None:
-            self._spool.remove(batch.spooled)
 
     # -- flush and shutdown ------------------------------------------------------------
     def force_flush(self, timeout_millis: int = 30_000) -> bool:

@@ -232,7 +232,11 @@ def test_with_a_spool_the_bound_drops_the_oldest_waiting_batch_and_its_file(
     receiver: GrpcReceiver, registry: oj.TagRegistry, tmp_path: Path
 ) -> None:
     receiver.stop()
-    installation = oj.install(registry, endpoint=receiver.endpoint, max_queue_records=10, spool_dir=tmp_path)
+    # A short attempt keeps the exporter from retrying inside one attempt, so
+    # the worker is back at every tick to spool the queue.
+    installation = oj.install(
+        registry, endpoint=receiver.endpoint, max_queue_records=10, spool_dir=tmp_path, export_timeout=0.3
+    )
     log = _app_logger()
     for start in (0, 5, 10):  # three batches of 5, each spooled at the next worker tick
         for i in range(start, start + 5):
