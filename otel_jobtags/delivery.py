@@ -45,7 +45,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from . import _diagnostics, _fork
 from .handler import exporting
-from .spool import Spool, SpooledBatch, SpoolError
+from .spool import Spool, SpooledBatch, SpoolError, decode_batch, encode_batch
 
 __all__ = [
     "DEFAULT_MAX_BATCH_SIZE",
@@ -150,9 +150,12 @@ class DeliveryStats:
 @dataclass
 class _Batch:
     records: list[ReadableLogRecord] | None
+    """The records, or ``None`` while they wait compacted or on disk only."""
     count: int
     nbytes: int
     spooled: SpooledBatch | None = None
+    payload: bytes | None = None
+    """The records serialized (as in the spool), while they wait in memory."""
 
 
 class DeliveryProcessor(LogRecordProcessor):
@@ -217,6 +220,7 @@ class DeliveryProcessor(LogRecordProcessor):
                 self._emitted += batch.count
                 self._held_records += batch.count
                 self._held_bytes += batch.nbytes
+            self._set_head_locked()
         self._start_worker()
         _fork.register_at_fork(
             before=self._before_fork,
@@ -236,6 +240,9 @@ class DeliveryProcessor(LogRecordProcessor):
         self._pending: deque[_Batch] = deque()
         self._held_records = 0  # in pending batches
         self._held_bytes = 0
+        self._head_records = 0  # in pending[0], the batch being sent: never dropped
+        self._head_bytes = 0
+        self._consecutive_failures = 0
         self._emitted = 0
         self._delivered = 0
         self._dropped = 0
@@ -311,8 +318,8 @@ class DeliveryProcessor(LogRecordProcessor):
             self._emitted += 1
             self._queued_bytes += size
             if (
-                len(queue) + self._held_records > self._max_records
-                or self._queued_bytes + self._held_bytes > self._max_bytes
+                len(queue) + self._head_records > self._max_records
+                or self._queued_bytes + self._head_bytes > self._max_bytes
             ):
                 self._drop_oldest_locked()
             if len(queue) >= self._batch_size and not self._wake.is_set():
@@ -320,15 +327,14 @@ class DeliveryProcessor(LogRecordProcessor):
 
     def _drop_oldest_locked(self) -> None:
         # Counted here, reported by the worker: no stderr I/O on the application's thread.
-        # With a spool the oldest records are in waiting batches, which the
-        # worker evicts (file I/O); here only a queue that alone is past the
-        # bound is trimmed. Without one, only the batch in flight is held.
+        # Older records may wait in batches behind the one being sent; the
+        # worker evicts those (oldest first, which may mean file I/O). Here
+        # only the queue is trimmed, when it and the batch in flight alone
+        # are past the bound.
         queue, sizes = self._queue, self._sizes
-        held_records, held_bytes = self._held_records, self._held_bytes
-        if self._spool is not None:
-            held_records = held_bytes = 0
         while queue and (
-            len(queue) + held_records > self._max_records or self._queued_bytes + held_bytes > self._max_bytes
+            len(queue) + self._head_records > self._max_records
+            or self._queued_bytes + self._head_bytes > self._max_bytes
         ):
             queue.popleft()
             self._queued_bytes -= sizes.popleft()
@@ -347,6 +353,11 @@ class DeliveryProcessor(LogRecordProcessor):
             self._dropped_reported = total
 
     # -- the worker's side --------------------------------------------------------
+    def _set_head_locked(self) -> None:
+        head = self._pending[0] if self._pending else None
+        self._head_records = head.count if head is not None else 0
+        self._head_bytes = head.nbytes if head is not None else 0
+
     def _take_locked(self, limit: int) -> tuple[list[ReadWriteLogRecord], int]:
         queue = self._queue
         n = min(limit, len(queue))
@@ -377,17 +388,25 @@ class DeliveryProcessor(LogRecordProcessor):
         return entry[1]
 
     def _form_batches(self, force: bool) -> None:
-        """Move queued records into pending batches (all of them when spooling).
+        """Move queued records into pending batches.
 
-        Without ``force`` only full batches are formed.
+        Without ``force`` only full batches are formed. With a spool every
+        batch goes to disk. Without one, while the receiver is failing, the
+        queue is moved (at each forced pass) into compacted batches: bytes
+        instead of several Python objects per record, so that a long outage
+        does not make the garbage collector's full passes -- which stop every
+        thread, log calls included -- longer and longer.
         """
         while True:
             with self._lock:
                 queue_len = len(self._queue)
                 if not queue_len:
                     return
+                compact = False
                 if self._spool is None and self._pending:
-                    return  # one batch at a time; the rest stays droppable in the queue
+                    if not (force and self._consecutive_failures):
+                        return  # one batch at a time while the receiver answers
+                    compact = True
                 if queue_len < self._batch_size and not force:
                     return  # not yet: wait for the batch to fill or the delay to pass
                 taken, nbytes = self._take_locked(self._batch_size)
@@ -402,11 +421,14 @@ class DeliveryProcessor(LogRecordProcessor):
                     batch.spooled = self._spool.write(records, nbytes)
                 except OSError as exc:
                     self._throttle.warn("spool-write", f"could not write to the spool: {exc}")
+            elif compact:
+                batch.payload, batch.records = encode_batch(records), None
             with self._lock:
                 if self._spool is not None and len(self._pending) >= _IN_MEMORY_BATCHES and batch.spooled:
                     batch.records = None  # read back from disk when its turn comes
                 self._pending.append(batch)
                 evicted = self._enforce_bound_locked()
+                self._set_head_locked()
             if self._spool is not None:
                 for spooled in evicted:  # file I/O outside the lock the log calls take
                     self._spool.remove(spooled)
@@ -487,7 +509,9 @@ class DeliveryProcessor(LogRecordProcessor):
 
     def _send(self, batch: _Batch) -> None:
         records = batch.records
-        if records is None and batch.spooled is not None and self._spool is not None:
+        if records is None and batch.payload is not None:
+            records = decode_batch(batch.payload)
+        elif records is None and batch.spooled is not None and self._spool is not None:
             try:
                 records = self._spool.read(batch.spooled)
             except (SpoolError, OSError) as exc:
@@ -513,6 +537,7 @@ class DeliveryProcessor(LogRecordProcessor):
             if self._abandon or (self._pending and self._pending[0] is not batch):
                 return
             self._failed_exports += 1
+            self._consecutive_failures += 1
             delay = self._backoff * random.uniform(0.8, 1.2)
             self._backoff = min(self._backoff * 2, self._retry_max)
             self._retry_at = time.monotonic() + delay
@@ -536,8 +561,10 @@ class DeliveryProcessor(LogRecordProcessor):
                     self._rejected += batch.count
                 else:
                     self._delivered += batch.count
+                    self._consecutive_failures = 0
                 self._backoff = self._retry_initial
                 self._retry_at = 0.0
+                self._set_head_locked()
             self._changed.notify_all()
 
     # -- flush and shutdown ------------------------------------------------------------
