@@ -332,6 +332,14 @@ class JobTagHandler(LoggingHandler):
             severity = _SEVERITY_NUMBER.get(levelno)
             if severity is None:
                 severity = _SEVERITY_NUMBER[levelno] = std_to_otel(levelno)
+            if self.formatter:
+                body = self.format(record)
+            else:  # record.getMessage(), inlined
+                body = record.msg
+                if type(body) is not str:
+                    body = str(body)
+                if record.args:
+                    body = body % record.args
             levelname = record.levelname
             logger.emit(
                 LogRecord(
@@ -339,7 +347,7 @@ class JobTagHandler(LoggingHandler):
                     observed_timestamp=time_ns(),
                     severity_text=_SEVERITY_TEXT.get(levelname, levelname),
                     severity_number=severity,
-                    body=self.format(record) if self.formatter else record.getMessage(),
+                    body=body,
                     attributes=attributes,
                     event_name=event_name,
                 )
