@@ -72,6 +72,10 @@ _RESERVED_ATTRS = frozenset(
         "stack_info", "thread", "threadName", "taskName",
     )
 )  # fmt: skip
+# A fresh LogRecord has only standard attributes; with job.tag and job.id it
+# has two more. (Formatters add "message"/"asctime": such records take the
+# general path.)
+_TAGGED_RECORD_LEN = len(vars(logging.makeLogRecord({}))) + 2
 _SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}
 _SEVERITY_NUMBER: dict[int, SeverityNumber] = {}
 _UNSEEN: Any = object()
@@ -312,8 +316,14 @@ class JobTagHandler(LoggingHandler):
             if logger is None:
                 return
             d = record.__dict__
-            extra = d.keys() - _RESERVED_ATTRS
-            attributes: dict[str, Any] = {k: d[k] for k in extra} if extra else {}
+            attributes: dict[str, Any]
+            if len(d) == _TAGGED_RECORD_LEN and ATTR_JOB_TAG in d and ATTR_JOB_ID in d:
+                # The common case, a record of a job and nothing else extra:
+                # its only non-standard attributes are the two the filter set.
+                attributes = {ATTR_JOB_TAG: d[ATTR_JOB_TAG], ATTR_JOB_ID: d[ATTR_JOB_ID]}
+            else:
+                extra = d.keys() - _RESERVED_ATTRS
+                attributes = {k: d[k] for k in extra} if extra else {}
             event_name = None
             if "otel.event.name" in attributes or "event.name" in attributes:
                 event_name = attributes.pop("otel.event.name", None)
