@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry._logs import LogRecord, SeverityNumber
@@ -633,6 +634,72 @@ def test_records_keep_body_severity_attributes_exception_and_resource(
     assert started.resource["service.name"] == "shape"
     assert started.resource["deployment.environment"] == "test"
     assert started.resource["process.pid"] == os.getpid()
+
+
+def _exported(handler_factory: type[logging.Handler] | None, records: list[logging.LogRecord]) -> list[Any]:
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    handler: logging.Handler = (
+        oj.JobTagHandler(provider) if handler_factory is None else handler_factory(logger_provider=provider)  # type: ignore[call-arg]
+    )
+    for record in records:
+        handler.handle(logging.makeLogRecord(dict(record.__dict__)))
+    return [
+        (
+            r.log_record.body,
+            r.log_record.severity_text,
+            r.log_record.severity_number,
+            dict(r.log_record.attributes or {}),
+            r.log_record.event_name,
+            r.instrumentation_scope.name if r.instrumentation_scope else None,
+        )
+        for r in exporter.get_finished_logs()
+    ]
+
+
+def test_records_translate_exactly_as_the_contrib_handler_translates_them(registry: oj.TagRegistry) -> None:
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+
+    log = logging.getLogger("app.shape")
+    oj.use_registry(registry)
+    try:
+        records: list[logging.LogRecord] = []
+        filt = oj.JobTagFilter(registry)
+
+        def add(record: logging.LogRecord) -> None:
+            filt.filter(record)  # what JobTagHandler's own filter does first, in the job's context
+            records.append(record)
+
+        with oj.job_context("auto_rebalance"):
+            add(log.makeRecord("app.shape", logging.INFO, "f.py", 1, "plain %d", (1,), None))
+            add(
+                log.makeRecord(
+                    "app.shape", logging.WARNING, "f.py", 2, "with extra", (), None, extra={"items": 3}
+                )
+            )
+        try:
+            raise KeyError("missing")
+        except KeyError:
+            add(log.makeRecord("app.shape", logging.ERROR, "f.py", 3, "boom", (), sys.exc_info()))
+        add(
+            log.makeRecord(
+                "app.shape", logging.CRITICAL, "f.py", 4, "event", (), None, extra={"event.name": "e1"}
+            )
+        )
+        add(log.makeRecord("app.shape", 5, "f.py", 5, "[PRICE_CACHE] by prefix", (), None))
+    finally:
+        oj.use_registry(None)
+    assert _exported(None, records) == _exported(LoggingHandler, records)
+    assert [body for body, *_ in _exported(None, records)] == [
+        "[AUTO_REBAL] plain 1",
+        "[AUTO_REBAL] with extra",
+        "boom",
+        "event",
+        "[PRICE_CACHE] by prefix",
+    ]
 
 
 # -- configuration --------------------------------------------------------------------
