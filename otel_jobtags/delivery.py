@@ -594,11 +594,15 @@ class DeliveryProcessor(LogRecordProcessor):
         Records still undelivered then are reported on stderr; with a spool
         they stay on disk for the next process.
         """
+        start = time.monotonic()
+        end = start + self.shutdown_timeout
+        # Keep part of the budget for interrupting an export in flight.
+        grace = min(0.5, self.shutdown_timeout / 5)
         with self._lock:
             if self._stopping:
                 return
             self._stopping = True
-            self._deadline = time.monotonic() + self.shutdown_timeout
+            self._deadline = end - grace
             self._retry_at = 0.0
             self._backoff = min(self._backoff, self._retry_initial)
         self._wake.set()
@@ -615,7 +619,7 @@ class DeliveryProcessor(LogRecordProcessor):
                     self._exporter.shutdown()  # type: ignore[no-untyped-call]
             except Exception as exc:
                 self._throttle.warn("shutdown", f"exporter shutdown failed: {exc}")
-        self._worker.join(0.5)
+        self._worker.join(max(0.0, end - time.monotonic()))
         self._report_leftovers()
 
     def _report_leftovers(self) -> None:
@@ -623,7 +627,7 @@ class DeliveryProcessor(LogRecordProcessor):
             queued = list(self._queue)
             self._queue.clear()
             self._sizes.clear()
-            nbytes, self._queued_bytes = self._queued_bytes, 0
+            self._queued_bytes = 0
             pending = list(self._pending)
         if self._spool is not None:
             on_disk = sum(b.count for b in pending if b.spooled is not None)
@@ -646,7 +650,6 @@ class DeliveryProcessor(LogRecordProcessor):
                 _diagnostics.write(f"{lost} log records were not delivered and are lost")
             return
         lost = len(queued) + sum(b.count for b in pending)
-        del nbytes
         if lost:
             _diagnostics.write(
                 f"{lost} log records were not delivered before exit (receiver unavailable "

@@ -311,7 +311,7 @@ def test_shutdown_with_the_receiver_down_ends_within_its_timeout_and_says_what_w
         log.info("record %d", i)
     start = time.monotonic()
     installation.shutdown()
-    assert time.monotonic() - start < 2.0
+    assert time.monotonic() - start < 1.0 + 0.1  # the timeout, and the stderr report
     assert _stderr_lines(capsys.readouterr().err)[-1] == (
         "otel-jobtags: 7 log records were not delivered before exit (receiver unavailable for 1s); "
         "set a spool directory to keep them"
