@@ -470,14 +470,20 @@ def install(
             def fork_exporter() -> LogRecordExporter:
                 return _make_exporter(export_settings, export_timeout)
 
-        processor = DeliveryProcessor(
-            exporter if exporter is not None else fork_exporter(),
-            fork_exporter=fork_exporter,
-            max_queue_records=delivery.max_queue_records,
-            max_queue_bytes=delivery.max_queue_bytes,
-            shutdown_timeout=delivery.shutdown_timeout,
-            spool=Spool(delivery.spool_dir) if delivery.spool_dir is not None else None,
-        )
+        try:
+            processor = DeliveryProcessor(
+                exporter if exporter is not None else fork_exporter(),
+                fork_exporter=fork_exporter,
+                max_queue_records=delivery.max_queue_records,
+                max_queue_bytes=delivery.max_queue_bytes,
+                shutdown_timeout=delivery.shutdown_timeout,
+                spool=Spool(delivery.spool_dir) if delivery.spool_dir is not None else None,
+            )
+        except OSError as exc:  # only the spool directory does I/O here
+            raise ConfigError(
+                f"Cannot use the spool directory {str(delivery.spool_dir)!r}: "
+                f"{exc.strerror or exc}; give a directory this process can create and write"
+            ) from None
         provider.add_log_record_processor(processor)
         target = logger if logger is not None else logging.getLogger()
         handler = JobTagHandler(provider, registry=registry)

@@ -276,6 +276,9 @@ class Spool:
                 except SpoolError as exc:
                     self.quarantine(old, str(exc))
                     continue
+                except OSError as exc:
+                    _diagnostics.write(f"skipping spool file {old}: {exc}")
+                    continue
                 new = self._next_path()
                 try:
                     os.rename(old, new)

@@ -792,3 +792,14 @@ def test_a_spool_dir_that_is_a_file_is_rejected(tmp_path: Path) -> None:
         r"it is a file; give a directory$",
     ):
         oj.resolve_delivery_settings(environ={"OTEL_JOBTAGS_SPOOL_DIR": str(file)})
+
+
+def test_a_spool_dir_that_cannot_be_created_is_rejected_at_install(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    spool = tmp_path / "file" / "spool"
+    with pytest.raises(
+        oj.ConfigError,
+        match=rf"^Cannot use the spool directory {re.escape(repr(str(spool)))}: Not a directory; "
+        r"give a directory this process can create and write$",
+    ):
+        oj.install(exporter=None, endpoint="http://127.0.0.1:1", spool_dir=spool)
