@@ -7,8 +7,17 @@ attributes and keeps the seed's ``[TAG]`` text prefix. :func:`read_job_logs`
 and :class:`LokiClient` read a job's records back, from the text log or Loki.
 """
 
-from .configure import Installation, Settings, install, resolve_settings, uninstall
+from .configure import (
+    DeliverySettings,
+    Installation,
+    Settings,
+    install,
+    resolve_delivery_settings,
+    resolve_settings,
+    uninstall,
+)
 from .context import ActiveJob, active_registry, bind, current_job, job_context, use_registry
+from .delivery import DeliveryProcessor, DeliveryStats
 from .errors import ConfigError, JobTagsError, TagError, UnknownJobError, UntaggedJobError
 from .handler import ATTR_JOB_ID, ATTR_JOB_RUN_ID, ATTR_JOB_TAG, JobTagFilter, JobTagFormatter, JobTagHandler
 from .loki import LokiClient, LokiError, build_logql
@@ -26,6 +35,9 @@ __all__ = [
     "ActiveJob",
     "ConfigError",
     "Cron",
+    "DeliveryProcessor",
+    "DeliverySettings",
+    "DeliveryStats",
     "Installation",
     "Interval",
     "JobTag",
@@ -58,6 +70,7 @@ __all__ = [
     "job_context",
     "parse_schedule",
     "read_job_logs",
+    "resolve_delivery_settings",
     "resolve_settings",
     "uninstall",
     "use_registry",

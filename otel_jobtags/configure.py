@@ -15,25 +15,41 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadableLogRecord
-from opentelemetry.sdk._logs.export import (
-    BatchLogRecordProcessor,
-    LogRecordExporter,
-    LogRecordExportResult,
-)
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.resources import Resource
 
 from . import context as _context
+from .delivery import (
+    DEFAULT_MAX_QUEUE_BYTES,
+    DEFAULT_MAX_QUEUE_RECORDS,
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    DeliveryProcessor,
+    DeliveryStats,
+)
 from .errors import ConfigError
-from .handler import JobTagHandler, exporting
+from .handler import JobTagHandler
+from .spool import Spool
 from .tags import TagRegistry
 
-__all__ = ["Installation", "Settings", "install", "resolve_settings", "uninstall"]
+__all__ = [
+    "DeliverySettings",
+    "Installation",
+    "Settings",
+    "install",
+    "resolve_delivery_settings",
+    "resolve_settings",
+    "uninstall",
+]
+
+DEFAULT_EXPORT_TIMEOUT = 2.0
+"""Seconds one export attempt may take; the processor retries failed attempts itself."""
 
 _PROTOCOLS = {"grpc": "grpc", "http/protobuf": "http/protobuf", "http": "http/protobuf"}
 _DEFAULT_ENDPOINTS = {"grpc": "http://localhost:4317", "http/protobuf": "http://localhost:4318"}
@@ -148,7 +164,116 @@ def resolve_settings(
     return Settings(resolved_protocol, url, resolved_headers, service_name)
 
 
-def _make_exporter(settings: Settings) -> LogRecordExporter:
+@dataclass(frozen=True)
+class DeliverySettings:
+    """How records are kept until delivered, after resolution and checks."""
+
+    max_queue_records: int = DEFAULT_MAX_QUEUE_RECORDS
+    """Records held at most (in memory and spool) before the oldest are dropped."""
+    max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES
+    """Estimated bytes held at most before the oldest are dropped."""
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
+    """Seconds the exit may spend delivering what is left."""
+    spool_dir: Path | None = None
+    """Where undelivered batches are kept across restarts; ``None``: memory only."""
+    export_timeout: float = DEFAULT_EXPORT_TIMEOUT
+    """Seconds one export attempt may take."""
+
+
+def _positive_int(
+    value: int | str | None, source: str, env: Mapping[str, str], default: int, unit: str
+) -> int:
+    if value is None:
+        text = _env(source, env)
+        if text is None:
+            return default
+        try:
+            number = int(text.replace("_", ""))
+        except ValueError:
+            number = 0
+        if number <= 0:
+            raise ConfigError(
+                f"Invalid {source}={text!r}: use a positive whole number of {unit}, e.g. {default}"
+            )
+        return number
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        name = source.removeprefix("OTEL_JOBTAGS_").lower()
+        raise ConfigError(f"Invalid {name}={value!r}: use a positive whole number of {unit}, e.g. {default}")
+    return value
+
+
+def _positive_seconds(value: float | None, source: str, env: Mapping[str, str], default: float) -> float:
+    if value is None:
+        text = _env(source, env)
+        if text is None:
+            return default
+        try:
+            number = float(text)
+        except ValueError:
+            number = -1.0
+        if not 0 < number < float("inf"):
+            raise ConfigError(
+                f"Invalid {source}={text!r}: use a positive number of seconds, e.g. {default:g}"
+            )
+        return number
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        name = source.removeprefix("OTEL_JOBTAGS_").lower()
+        raise ConfigError(f"Invalid {name}={value!r}: use a positive number of seconds, e.g. {default:g}")
+    return float(value)
+
+
+def resolve_delivery_settings(
+    *,
+    max_queue_records: int | None = None,
+    max_queue_bytes: int | None = None,
+    shutdown_timeout: float | None = None,
+    spool_dir: str | os.PathLike[str] | None = None,
+    export_timeout: float | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> DeliverySettings:
+    """Resolve delivery settings: argument, then ``OTEL_JOBTAGS_*`` variable, then default.
+
+    Variables read: ``OTEL_JOBTAGS_MAX_QUEUE_RECORDS``,
+    ``OTEL_JOBTAGS_MAX_QUEUE_BYTES``, ``OTEL_JOBTAGS_SHUTDOWN_TIMEOUT``
+    (seconds), ``OTEL_JOBTAGS_SPOOL_DIR`` and ``OTEL_JOBTAGS_EXPORT_TIMEOUT``
+    (seconds per export attempt).
+
+    Raises:
+        ConfigError: a value is invalid; the message names where it came from.
+    """
+    env = os.environ if environ is None else environ
+    spool: Path | None
+    if spool_dir is not None:
+        if not str(spool_dir).strip():
+            raise ConfigError("Invalid spool_dir='': give a directory, e.g. '/var/spool/myapp-logs'")
+        spool = Path(spool_dir)
+    else:
+        text = _env("OTEL_JOBTAGS_SPOOL_DIR", env)
+        spool = Path(text) if text is not None else None
+    if spool is not None and spool.exists() and not spool.is_dir():
+        source = "spool_dir" if spool_dir is not None else "OTEL_JOBTAGS_SPOOL_DIR"
+        raise ConfigError(f"Invalid {source}={str(spool)!r}: it is a file; give a directory")
+    return DeliverySettings(
+        max_queue_records=_positive_int(
+            max_queue_records, "OTEL_JOBTAGS_MAX_QUEUE_RECORDS", env, DEFAULT_MAX_QUEUE_RECORDS, "records"
+        ),
+        max_queue_bytes=_positive_int(
+            max_queue_bytes, "OTEL_JOBTAGS_MAX_QUEUE_BYTES", env, DEFAULT_MAX_QUEUE_BYTES, "bytes"
+        ),
+        shutdown_timeout=_positive_seconds(
+            shutdown_timeout, "OTEL_JOBTAGS_SHUTDOWN_TIMEOUT", env, DEFAULT_SHUTDOWN_TIMEOUT
+        ),
+        spool_dir=spool,
+        export_timeout=_positive_seconds(
+            export_timeout, "OTEL_JOBTAGS_EXPORT_TIMEOUT", env, DEFAULT_EXPORT_TIMEOUT
+        ),
+    )
+
+
+def _make_exporter(settings: Settings, timeout: float) -> LogRecordExporter:
+    # A short per-attempt timeout: the processor owns the retry loop (with
+    # backoff, interruptible by shutdown), so the exporter must not sit in a
+    # 10-second deadline of its own while the application waits to exit.
     if settings.protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 
@@ -156,33 +281,11 @@ def _make_exporter(settings: Settings) -> LogRecordExporter:
             endpoint=settings.endpoint,
             insecure=settings.endpoint.startswith("http://"),
             headers=dict(settings.headers) or None,
+            timeout=timeout,
         )
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HTTPExporter
 
-    return HTTPExporter(endpoint=settings.endpoint, headers=dict(settings.headers) or None)
-
-
-class GuardedExporter(LogRecordExporter):
-    """Runs another exporter with the current thread marked as exporting.
-
-    Whatever the exporter, gRPC or an HTTP library log while it works is then
-    recognised as internal and kept out of the exported stream.
-    """
-
-    def __init__(self, exporter: LogRecordExporter) -> None:
-        self.exporter = exporter
-
-    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        with exporting():
-            return self.exporter.export(batch)
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        with exporting():
-            return bool(self.exporter.force_flush(timeout_millis))
-
-    def shutdown(self) -> None:
-        with exporting():
-            self.exporter.shutdown()  # type: ignore[no-untyped-call]
+    return HTTPExporter(endpoint=settings.endpoint, headers=dict(settings.headers) or None, timeout=timeout)
 
 
 class Installation:
@@ -193,8 +296,9 @@ class Installation:
         *,
         provider: LoggerProvider,
         handler: JobTagHandler,
-        processor: LogRecordProcessor,
+        processor: DeliveryProcessor,
         settings: Settings | None,
+        delivery: DeliverySettings,
         logger: logging.Logger,
         previous_level: int | None,
         previous_registry: TagRegistry | None,
@@ -207,6 +311,8 @@ class Installation:
         """The log record processor feeding the exporter."""
         self.settings = settings
         """The resolved export settings (``None`` with a custom exporter)."""
+        self.delivery = delivery
+        """The resolved queue, spool and shutdown settings."""
         self._logger = logger
         self._previous_level = previous_level
         self._previous_registry = previous_registry
@@ -218,12 +324,22 @@ class Installation:
         """The resource attached to every exported record."""
         return self.provider.resource  # type: ignore[no-any-return]
 
+    @property
+    def stats(self) -> DeliveryStats:
+        """Delivery counters: emitted, delivered, queued, dropped, rejected, failed exports."""
+        return self.processor.stats
+
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Export everything logged so far; ``True`` when it was delivered in time."""
         return bool(self.provider.force_flush(timeout_millis))
 
     def shutdown(self) -> None:
-        """Flush, stop exporting and leave logging exactly as it was before ``install``."""
+        """Flush, stop exporting and leave logging exactly as it was before ``install``.
+
+        Delivery of what is left takes at most ``delivery.shutdown_timeout``
+        seconds; what is still undelivered then is reported on stderr (and kept
+        in the spool, when there is one).
+        """
         global _installation
         with self._lock:
             if self._closed:
@@ -231,6 +347,7 @@ class Installation:
             self._closed = True
         with _install_lock:
             self._logger.removeHandler(self.handler)
+            self.handler.close()
             if self._previous_level is not None:
                 self._logger.setLevel(self._previous_level)
             if _context._registry is self.handler.job_filter.registry:
@@ -262,6 +379,11 @@ def install(
     level: int | str | None = None,
     exporter: LogRecordExporter | None = None,
     logger: logging.Logger | None = None,
+    max_queue_records: int | None = None,
+    max_queue_bytes: int | None = None,
+    shutdown_timeout: float | None = None,
+    spool_dir: str | os.PathLike[str] | None = None,
+    export_timeout: float | None = None,
 ) -> Installation:
     """Export the application's logs over OTLP, each record attributed to its job.
 
@@ -285,6 +407,19 @@ def install(
         level: if given, set on ``logger`` (and restored by ``shutdown``).
         exporter: use this exporter instead of OTLP (tests, custom sinks).
         logger: where to add the handler; the root logger by default.
+        max_queue_records: records held until delivered before the oldest are
+            dropped; else ``OTEL_JOBTAGS_MAX_QUEUE_RECORDS``, else 250,000.
+        max_queue_bytes: estimated bytes held (body length plus 1 KiB per
+            record) before the oldest are dropped; else
+            ``OTEL_JOBTAGS_MAX_QUEUE_BYTES``, else 256 MiB.
+        shutdown_timeout: seconds the exit may spend delivering what is left;
+            else ``OTEL_JOBTAGS_SHUTDOWN_TIMEOUT``, else 5.
+        spool_dir: keep batches on disk until delivered, and deliver what an
+            earlier process left there; else ``OTEL_JOBTAGS_SPOOL_DIR``, else
+            memory only.
+        export_timeout: seconds one OTLP export attempt may take (failed
+            attempts are retried with backoff); else
+            ``OTEL_JOBTAGS_EXPORT_TIMEOUT``, else 2.
 
     Returns:
         An :class:`Installation`; its ``shutdown()`` (also run at exit) undoes everything.
@@ -299,6 +434,13 @@ def install(
         )
     elif service_name is not None and not service_name.strip():
         raise ConfigError("Invalid service_name='': give the name of the application, e.g. 'web'")
+    delivery = resolve_delivery_settings(
+        max_queue_records=max_queue_records,
+        max_queue_bytes=max_queue_bytes,
+        shutdown_timeout=shutdown_timeout,
+        spool_dir=spool_dir,
+        export_timeout=export_timeout,
+    )
     if isinstance(level, str):
         resolved_level = logging.getLevelName(level.upper())
         if not isinstance(resolved_level, int):
@@ -320,8 +462,28 @@ def install(
         if _installation is not None:
             _installation.shutdown()
         provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-        sink = exporter if exporter is not None else _make_exporter(settings)  # type: ignore[arg-type]
-        processor = BatchLogRecordProcessor(GuardedExporter(sink))
+        fork_exporter = None
+        if exporter is None:
+            assert settings is not None
+            export_settings, export_timeout = settings, delivery.export_timeout
+
+            def fork_exporter() -> LogRecordExporter:
+                return _make_exporter(export_settings, export_timeout)
+
+        try:
+            processor = DeliveryProcessor(
+                exporter if exporter is not None else fork_exporter(),
+                fork_exporter=fork_exporter,
+                max_queue_records=delivery.max_queue_records,
+                max_queue_bytes=delivery.max_queue_bytes,
+                shutdown_timeout=delivery.shutdown_timeout,
+                spool=Spool(delivery.spool_dir) if delivery.spool_dir is not None else None,
+            )
+        except OSError as exc:  # only the spool directory does I/O here
+            raise ConfigError(
+                f"Cannot use the spool directory {str(delivery.spool_dir)!r}: "
+                f"{exc.strerror or exc}; give a directory this process can create and write"
+            ) from None
         provider.add_log_record_processor(processor)
         target = logger if logger is not None else logging.getLogger()
         handler = JobTagHandler(provider, registry=registry)
@@ -336,6 +498,7 @@ def install(
             handler=handler,
             processor=processor,
             settings=settings,
+            delivery=delivery,
             logger=target,
             previous_level=previous_level,
             previous_registry=previous_registry,

@@ -26,11 +26,15 @@ import logging
 import re
 import sys
 import threading
+import traceback
+from time import time_ns
 from typing import Any, Literal
 
-from opentelemetry._logs import LoggerProvider
+from opentelemetry._logs import Logger, LoggerProvider, LogRecord, NoOpLogger, SeverityNumber
+from opentelemetry.instrumentation.log_utils import std_to_otel
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 
+from . import _diagnostics
 from . import context as _context
 from .tags import JobTag, TagRegistry
 
@@ -59,16 +63,43 @@ _PREFIX_RE = re.compile(r"\[([A-Z][A-Z0-9_]{0,14})\] ")
 # warning, which is exported, which fails...), see the field notes.
 _INTERNAL_LOGGERS = ("opentelemetry", "grpc")
 
+# The standard LogRecord attributes: everything else on a record (``extra=``,
+# filters) becomes an OpenTelemetry attribute, as in the contrib handler.
+_RESERVED_ATTRS = frozenset(
+    (
+        "asctime", "args", "created", "exc_info", "exc_text", "filename", "funcName",
+        "getMessage", "message", "levelname", "levelno", "lineno", "module", "msecs",
+        "msg", "name", "pathname", "process", "processName", "relativeCreated",
+        "stack_info", "thread", "threadName", "taskName",
+    )
+)  # fmt: skip
+# A fresh LogRecord has only standard attributes; with job.tag and job.id it
+# has two more. (Formatters add "message"/"asctime": such records take the
+# general path.)
+_TAGGED_RECORD_LEN = len(vars(logging.makeLogRecord({}))) + 2
+_SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}
+_SEVERITY_NUMBER: dict[int, SeverityNumber] = {}
+_UNSEEN: Any = object()
+
 _exporting = threading.local()
 """``_exporting.active`` is true on a thread while it runs exporter code."""
+
+
+_internal_names: dict[str, bool] = {}  # logger name -> internal? (a cache: names are few)
+
+
+def _is_internal_name(name: str) -> bool:
+    internal = any(name == prefix or name.startswith(prefix + ".") for prefix in _INTERNAL_LOGGERS)
+    _internal_names[name] = internal
+    return internal
 
 
 def is_internal_record(record: logging.LogRecord) -> bool:
     """True for records the export pipeline logs about itself."""
     if getattr(_exporting, "active", False):
         return True
-    name = record.name
-    return any(name == prefix or name.startswith(prefix + ".") for prefix in _INTERNAL_LOGGERS)
+    internal = _internal_names.get(record.name)
+    return _is_internal_name(record.name) if internal is None else internal
 
 
 class exporting:  # noqa: N801 - a context manager used like a statement
@@ -214,14 +245,20 @@ class JobTagHandler(LoggingHandler):
     and ``job.id`` attributes and a ``[TAG] ``-prefixed body. Records that the
     OpenTelemetry SDK, the exporters and gRPC log about themselves -- or that
     any code logs while exporting -- are never exported: those of level
-    WARNING and above are written to ``stderr`` instead, so the operator still
-    sees them.
+    WARNING and above are written to ``stderr`` instead (at most one line per
+    message per ``throttle_interval`` seconds), so the operator still sees them.
+
+    The record is translated as the contrib handler does it (same body,
+    severity, attributes, ``exception.*`` attributes, event name), on a
+    shorter path: the SDK logger of each logger name is looked up once, and
+    no handler lock is taken (nothing here needs one).
 
     Args:
         logger_provider: the SDK ``LoggerProvider`` records are emitted to.
         registry: passed to the :class:`JobTagFilter`.
         level: the handler's level.
-        stderr: where internal records go; ``None`` drops them.
+        stderr: where internal records go; ``None`` means a stream handler on stderr.
+        throttle_interval: seconds between two stderr lines with the same message.
     """
 
     def __init__(
@@ -231,6 +268,7 @@ class JobTagHandler(LoggingHandler):
         registry: TagRegistry | None = None,
         level: int = logging.NOTSET,
         stderr: logging.Handler | None = None,
+        throttle_interval: float = _diagnostics.DEFAULT_INTERVAL,
     ) -> None:
         super().__init__(level=level, logger_provider=logger_provider)
         self.job_filter = JobTagFilter(registry)
@@ -240,11 +278,113 @@ class JobTagHandler(LoggingHandler):
             stderr.setFormatter(logging.Formatter("otel-jobtags: %(name)s %(levelname)s: %(message)s"))
             stderr.setLevel(logging.WARNING)
         self._internal = stderr
+        self._throttle = _diagnostics.Throttle(throttle_interval)
+        self._otel_loggers: dict[str, Logger | None] = {}
 
     def handle(self, record: logging.LogRecord) -> bool:
         """Divert internal records to stderr; export the others."""
-        if is_internal_record(record):
+        # is_internal_record(), inlined: this runs for every record.
+        internal = _internal_names.get(record.name)
+        if internal is None:
+            internal = _is_internal_name(record.name)
+        if internal or getattr(_exporting, "active", False):
             if record.levelno >= self._internal.level:
-                self._internal.handle(record)
+                self._divert(record)
             return False
-        return bool(super().handle(record))
+        filters = self.filters
+        if len(filters) == 1 and filters[0] is self.job_filter:
+            rv: bool | logging.LogRecord = self.job_filter.filter(record)
+        else:
+            rv = self.filter(record)
+        if not rv:
+            return False
+        if isinstance(rv, logging.LogRecord):  # Python 3.12+: a filter may replace the record
+            record = rv
+        self.emit(record)
+        return True
+
+    def flush(self) -> None:
+        """Ask the provider to export what is buffered (in the background); nothing once closed.
+
+        ``logging.shutdown()`` flushes every handler ever created at exit,
+        after ``install()``'s own exit hook has delivered and closed this
+        one: starting a thread then would fail on newer Pythons.
+        """
+        if not getattr(self, "_closed", False):
+            super().flush()
+
+    def _divert(self, record: logging.LogRecord) -> None:
+        held = self._throttle.allow(f"{record.name}\0{record.msg}")
+        if held is None:
+            return
+        if held:
+            record = logging.makeLogRecord(record.__dict__)
+            record.msg = f"{record.getMessage()} ({held} similar held back)"
+            record.args = None
+        with contextlib.suppress(Exception):
+            self._internal.handle(record)
+
+    def _otel_logger(self, name: str) -> Logger | None:
+        logger = self._logger_provider.get_logger(name)
+        found = None if isinstance(logger, NoOpLogger) else logger
+        self._otel_loggers[name] = found
+        return found
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Translate ``record`` to an OpenTelemetry log record and emit it; never raises."""
+        try:
+            name = record.name
+            logger = self._otel_loggers.get(name, _UNSEEN)
+            if logger is _UNSEEN:
+                logger = self._otel_logger(name)
+            if logger is None:
+                return
+            d = record.__dict__
+            attributes: dict[str, Any]
+            if len(d) == _TAGGED_RECORD_LEN and ATTR_JOB_TAG in d and ATTR_JOB_ID in d:
+                # The common case, a record of a job and nothing else extra:
+                # its only non-standard attributes are the two the filter set.
+                attributes = {ATTR_JOB_TAG: d[ATTR_JOB_TAG], ATTR_JOB_ID: d[ATTR_JOB_ID]}
+            else:
+                extra = d.keys() - _RESERVED_ATTRS
+                attributes = {k: d[k] for k in extra} if extra else {}
+            event_name = None
+            if "otel.event.name" in attributes or "event.name" in attributes:
+                event_name = attributes.pop("otel.event.name", None)
+                deprecated_event_name = attributes.pop("event.name", None)
+                if event_name is None:
+                    event_name = deprecated_event_name
+            if record.exc_info:
+                exctype, value, tb = record.exc_info
+                if exctype is not None:
+                    attributes["exception.type"] = exctype.__name__
+                if value is not None and value.args:
+                    attributes["exception.message"] = str(value.args[0])
+                if tb is not None:
+                    attributes["exception.stacktrace"] = "".join(traceback.format_exception(*record.exc_info))
+            levelno = record.levelno
+            severity = _SEVERITY_NUMBER.get(levelno)
+            if severity is None:
+                severity = _SEVERITY_NUMBER[levelno] = std_to_otel(levelno)
+            if self.formatter:
+                body = self.format(record)
+            else:  # record.getMessage(), inlined
+                body = record.msg
+                if type(body) is not str:
+                    body = str(body)
+                if record.args:
+                    body = body % record.args
+            levelname = record.levelname
+            logger.emit(
+                LogRecord(
+                    timestamp=int(record.created * 1e9),
+                    observed_timestamp=time_ns(),
+                    severity_text=_SEVERITY_TEXT.get(levelname, levelname),
+                    severity_number=severity,
+                    body=body,
+                    attributes=attributes,
+                    event_name=event_name,
+                )
+            )
+        except Exception as exc:  # a log call must never fail because of us
+            _report_internal_error("could not export a log record", exc)
