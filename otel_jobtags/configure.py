@@ -148,7 +148,13 @@ def resolve_settings(
     else:
         source, url = "default endpoint", _DEFAULT_ENDPOINTS[resolved_protocol]
     url = _check_endpoint(url, source)
-    if resolved_protocol == "http/protobuf" and not signal_specific:
+    if (
+        resolved_protocol == "http/protobuf"
+        and not signal_specific
+        and not url.rstrip("/").endswith("/v1/logs")
+    ):
+        # A base URL gets the logs path; a URL that already names it is kept,
+        # rather than posting to .../v1/logs/v1/logs and failing for ever.
         url = url.rstrip("/") + "/v1/logs"
 
     if headers is not None:
@@ -368,6 +374,22 @@ _installation: Installation | None = None
 _install_lock = threading.RLock()
 
 
+def _spool_error(directory: Path | str | None, exc: OSError) -> ConfigError:
+    return ConfigError(
+        f"Cannot use the spool directory {str(directory)!r}: "
+        f"{exc.strerror or exc}; give a directory this process can create and write"
+    )
+
+
+def _check_spool_dir(directory: Path | str) -> None:
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise _spool_error(directory, exc) from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise _spool_error(directory, PermissionError(13, "Permission denied"))
+
+
 def install(
     registry: TagRegistry | None = None,
     *,
@@ -458,6 +480,11 @@ def install(
     if extra:
         resource = resource.merge(Resource(extra))
 
+    if delivery.spool_dir is not None:
+        # Check the directory before the previous installation is shut down,
+        # so a bad setting leaves the running one in place.
+        _check_spool_dir(delivery.spool_dir)
+
     with _install_lock:
         if _installation is not None:
             _installation.shutdown()
@@ -480,10 +507,7 @@ def install(
                 spool=Spool(delivery.spool_dir) if delivery.spool_dir is not None else None,
             )
         except OSError as exc:  # only the spool directory does I/O here
-            raise ConfigError(
-                f"Cannot use the spool directory {str(delivery.spool_dir)!r}: "
-                f"{exc.strerror or exc}; give a directory this process can create and write"
-            ) from None
+            raise _spool_error(delivery.spool_dir, exc) from None
         provider.add_log_record_processor(processor)
         target = logger if logger is not None else logging.getLogger()
         handler = JobTagHandler(provider, registry=registry)

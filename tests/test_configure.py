@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
@@ -30,6 +31,11 @@ from otel_jobtags.context import active_registry
                 "OTEL_EXPORTER_OTLP_ENDPOINT": "http://loki:3100/otlp",
             },
             Settings("http/protobuf", "http://loki:3100/otlp/v1/logs", {}),
+        ),
+        (
+            {"protocol": "http/protobuf", "endpoint": "http://collector:4318/v1/logs"},
+            {},
+            Settings("http/protobuf", "http://collector:4318/v1/logs", {}),
         ),
         (
             {},
@@ -196,3 +202,17 @@ def test_records_logged_while_exporting_are_internal(registry: TagRegistry) -> N
     installation.force_flush()
     installation.force_flush()
     assert [r.log_record.body for r in sink.get_finished_logs()] == ["real record"]
+
+
+def test_a_bad_spool_directory_leaves_the_running_installation_in_place(
+    registry: TagRegistry, tmp_path: Path
+) -> None:
+    sink = InMemoryLogRecordExporter()
+    running = otel_jobtags.install(registry, exporter=sink, level=logging.INFO)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match=r"^Cannot use the spool directory '.*a-file/spool': "):
+        otel_jobtags.install(registry, exporter=InMemoryLogRecordExporter(), spool_dir=blocker / "spool")
+    logging.getLogger("app").info("still exported")
+    running.force_flush()
+    assert [r.log_record.body for r in sink.get_finished_logs()] == ["still exported"]
