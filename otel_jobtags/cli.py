@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError, JobTagsError, UnknownJobError
 
 if TYPE_CHECKING:
+    from .check import Finding
     from .tags import TagRegistry
 
 __all__ = ["main"]
@@ -598,7 +599,7 @@ def _add_check_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
         type=_spec_arg,
         metavar="MODULE:ATTR",
         help="an APScheduler scheduler (or a function returning one) whose get_jobs() ids must match "
-        "the registry's job ids exactly",
+        "the registry's job ids exactly, and whose triggers must follow the tags' schedules",
     )
     check.add_argument(
         "--allow-unused",
@@ -613,14 +614,26 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def _scheduled_ids(spec: str) -> list[str]:
+def _load_scheduler(spec: str) -> Any:
     obj = _import_object(spec)
     if not hasattr(obj, "get_jobs") and callable(obj):
         obj = obj()
-    get_jobs = getattr(obj, "get_jobs", None)
-    if get_jobs is None:
+    if getattr(obj, "get_jobs", None) is None:
         raise JobTagsError(f"{spec} is a {type(obj).__name__}, not a scheduler: it has no get_jobs()")
-    return [str(job.id) for job in get_jobs()]
+    return obj
+
+
+def _schedule_findings(scheduler: Any, registry: TagRegistry) -> list[Finding]:
+    """Tagged jobs whose trigger does not follow the tag's schedule (tags left manual are not compared)."""
+    from .check import Finding
+    from .schedule import Manual
+    from .scheduler import schedule_mismatches
+
+    return [
+        Finding("error", f"schedule mismatch: {mismatch}")
+        for mismatch in schedule_mismatches(scheduler, registry)
+        if not isinstance(mismatch.expected, Manual)
+    ]
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -637,10 +650,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
         findings.append(Finding("error", problem))
     print(f"registry {spec} (from {source}): {_plural(len(registry), 'tag')}")
     scheduled = None
+    schedule_findings: list[Finding] = []
     if args.scheduler:
         try:
-            scheduled = _scheduled_ids(args.scheduler)
+            scheduler = _load_scheduler(args.scheduler)
+            scheduled = [str(job.id) for job in scheduler.get_jobs()]
             print(f"scheduler {args.scheduler}: {_plural(len(scheduled), 'job')}")
+            schedule_findings = _schedule_findings(scheduler, registry)
         except Exception as exc:
             problem = f"the scheduler {args.scheduler} cannot be read: {type(exc).__name__}: {exc}"
             findings.append(Finding("error", problem))
@@ -655,7 +671,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         files = _plural(report.files_scanned, ".py file")
         uses = _plural(len(report.uses), "job reference")
         print(f"sources: {files}, {uses}, the marker in {_plural(len(report.marker_files), 'file')}")
-    findings += report.findings
+    findings += report.findings + schedule_findings
     for finding in findings:
         print(finding)
     errors = sum(f.severity == "error" for f in findings)

@@ -210,3 +210,46 @@ def test_something_that_is_not_a_scheduler_is_reported(
         f"warning: tag [PNL_CALC] (job id 'update_positions') {UNUSED}",
         "check failed: 1 error, 2 warnings",
     ]
+
+
+def test_triggers_that_do_not_follow_the_tags_schedules_are_reported(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(
+        project,
+        "ck_sched_jobs.py",
+        f"""\
+        # {FEATURE_MARKER}
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        from otel_jobtags import TagRegistry
+
+        JOBS = TagRegistry()
+        JOBS.define("AUTO_REBAL", "auto_rebalance", "rebalance", "hourly at minute 17")
+        JOBS.define("PRICE_CACHE", "price_cache", "prices", "every 5 s")
+        JOBS.define("REPORT", "report", "by hand")
+
+        scheduler = BackgroundScheduler()
+        scheduler.add_job(print, "cron", minute=18, id="auto_rebalance")
+        scheduler.add_job(print, "interval", seconds=5, id="price_cache")
+        scheduler.add_job(print, "interval", seconds=60, id="report")
+        """,
+    )
+    code, out, err = run(
+        capsys,
+        "check",
+        "--registry",
+        "ck_sched_jobs:JOBS",
+        "--scheduler",
+        "ck_sched_jobs:scheduler",
+        "--allow-unused",
+    )
+    assert (code, err) == (1, "")
+    lines = out.splitlines()
+    mismatches = [line for line in lines if "schedule mismatch" in line]
+    assert len(mismatches) == 1, lines
+    assert mismatches[0].startswith(
+        "error: schedule mismatch: [AUTO_REBAL] auto_rebalance: the tag says 'hourly at minute 17', "
+        "the scheduler has cron["
+    )
+    assert lines[-1] == "check failed: 1 error, 0 warnings"
