@@ -386,7 +386,7 @@ def _check_spool_dir(directory: Path | str) -> None:
         os.makedirs(directory, exist_ok=True)
     except OSError as exc:
         raise _spool_error(directory, exc) from None
-    if not os.access(directory, os.W_OK | os.X_OK):
+    if not os.access(directory, os.R_OK | os.W_OK | os.X_OK):
         raise _spool_error(directory, PermissionError(13, "Permission denied"))
 
 
@@ -469,16 +469,17 @@ def install(
             raise ConfigError(f"Invalid level={level!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL")
         level = resolved_level
 
-    attributes: dict[str, Any] = {
-        "service.instance.id": str(uuid.uuid4()),
-        "process.pid": os.getpid(),
-    }
-    resource = Resource.create(attributes)
+    resource = Resource.create({"process.pid": os.getpid()})  # OTEL_RESOURCE_ATTRIBUTES applies
     extra = dict(resource_attributes or {})
     if service_name is not None:
         extra["service.name"] = service_name
     if extra:
         resource = resource.merge(Resource(extra))
+    # A stable id given by the argument or OTEL_RESOURCE_ATTRIBUTES is kept;
+    # otherwise each process gets its own (and each forked child a new one).
+    generated_instance_id = "service.instance.id" not in resource.attributes
+    if generated_instance_id:
+        resource = resource.merge(Resource({"service.instance.id": str(uuid.uuid4())}))
 
     if delivery.spool_dir is not None:
         # Check the directory before the previous installation is shut down,
@@ -501,6 +502,7 @@ def install(
             processor = DeliveryProcessor(
                 exporter if exporter is not None else fork_exporter(),
                 fork_exporter=fork_exporter,
+                new_instance_id_after_fork=generated_instance_id,
                 max_queue_records=delivery.max_queue_records,
                 max_queue_bytes=delivery.max_queue_bytes,
                 shutdown_timeout=delivery.shutdown_timeout,

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
-from .errors import JobTagsError
+from .errors import ConfigError
 from .tags import JobTag, TagRegistry
 
 __all__ = [
@@ -84,7 +85,7 @@ def _resolve(job: JobTag | str, registry: TagRegistry | None) -> JobTag:
         return job
     registry = registry if registry is not None else _registry
     if registry is None:
-        raise JobTagsError(
+        raise ConfigError(
             f"Cannot resolve job {job!r}: no tag registry is active; pass registry=..., "
             "call otel_jobtags.install(registry=...) or otel_jobtags.use_registry(...)"
         )
@@ -108,7 +109,7 @@ class job_context:  # noqa: N801 - used like contextlib's lower-case context man
         UnknownJobError: ``job`` is a string the registry does not know.
     """
 
-    __slots__ = ("_job", "_registry", "_run_id", "_tokens")
+    __slots__ = ("_job", "_lock", "_registry", "_run_id", "_tokens")
 
     def __init__(
         self,
@@ -121,6 +122,7 @@ class job_context:  # noqa: N801 - used like contextlib's lower-case context man
         self._registry = registry
         self._run_id = run_id
         self._tokens: list[Token[ActiveJob | None]] = []
+        self._lock = threading.Lock()
         if isinstance(job, JobTag) or registry is not None or _registry is not None:
             self._job = _resolve(job, registry)  # fail early where we can
 
@@ -140,7 +142,9 @@ class job_context:  # noqa: N801 - used like contextlib's lower-case context man
 
     def __enter__(self) -> ActiveJob:
         active = self.job
-        self._tokens.append(_current.set(active))
+        token = _current.set(active)
+        with self._lock:
+            self._tokens.append(token)
         return active
 
     def __exit__(
@@ -149,7 +153,16 @@ class job_context:  # noqa: N801 - used like contextlib's lower-case context man
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        _current.reset(self._tokens.pop())
+        # One instance may be entered from several threads or tasks at once;
+        # each exit resets the token made in its own context.
+        with self._lock:
+            for i in range(len(self._tokens) - 1, -1, -1):
+                try:
+                    _current.reset(self._tokens[i])
+                except (ValueError, RuntimeError):  # made in another context, or used
+                    continue
+                del self._tokens[i]
+                return
 
     async def __aenter__(self) -> ActiveJob:
         return self.__enter__()

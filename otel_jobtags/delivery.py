@@ -44,6 +44,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from . import _diagnostics, _fork
+from .errors import ConfigError
 from .handler import exporting
 from .spool import Spool, SpooledBatch, SpoolError, decode_batch, encode_batch
 
@@ -175,6 +176,8 @@ class DeliveryProcessor(LogRecordProcessor):
             processes left in it.
         throttle: where warnings go (stderr, throttled); a shared one by default.
         fork_exporter: makes the exporter a child process uses after ``fork``.
+        new_instance_id_after_fork: give a forked child's records a new
+            ``service.instance.id`` (leave it as it is when the user set one).
             An OTLP/gRPC exporter must not be used across a fork (its channel's
             locks and threads stay behind in the parent); without a factory the
             child uses the inherited ``exporter``.
@@ -194,11 +197,18 @@ class DeliveryProcessor(LogRecordProcessor):
         spool: Spool | None = None,
         throttle: _diagnostics.Throttle | None = None,
         fork_exporter: Callable[[], LogRecordExporter] | None = None,
+        new_instance_id_after_fork: bool = True,
     ) -> None:
-        if max_queue_records < 1 or max_queue_bytes < 1 or max_batch_size < 1:
-            raise ValueError("max_queue_records, max_queue_bytes and max_batch_size must be positive")
+        for name, value in (
+            ("max_queue_records", max_queue_records),
+            ("max_queue_bytes", max_queue_bytes),
+            ("max_batch_size", max_batch_size),
+        ):
+            if value < 1:
+                raise ConfigError(f"Invalid {name}={value!r}: use a whole number greater than 0")
         self._exporter: LogRecordExporter | None = exporter
         self._fork_exporter = fork_exporter
+        self._new_instance_id_after_fork = new_instance_id_after_fork
         self._inherited: list[LogRecordExporter] = []
         self._max_records = max_queue_records
         self._max_bytes = max_queue_bytes
@@ -272,10 +282,9 @@ class DeliveryProcessor(LogRecordProcessor):
         self._reset_state()
         self._forked = True
         self._resource_map = {}
-        self._child_resource_attributes = {
-            "process.pid": os.getpid(),
-            "service.instance.id": str(uuid.uuid4()),
-        }
+        self._child_resource_attributes = {"process.pid": os.getpid()}
+        if self._new_instance_id_after_fork:
+            self._child_resource_attributes["service.instance.id"] = str(uuid.uuid4())
         if self._spool is not None:
             self._spool.after_fork_in_child()
         if self._fork_exporter is not None and self._exporter is not None:

@@ -246,6 +246,17 @@ def run_demo(
 
     out = out if out is not None else sys.stdout
     rng = random.Random(seed)
+    exporting_to = (
+        endpoint
+        or os.environ.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+    # First, so that an invalid export setting fails before logging is changed.
+    installation = (
+        install(JOBS, service_name=service_name, endpoint=endpoint, protocol=protocol)
+        if exporting_to
+        else None
+    )
     root = logging.getLogger()
     previous_level = root.level
     root.setLevel(logging.INFO)
@@ -259,16 +270,6 @@ def run_demo(
     root.addHandler(file_handler)
     root.addHandler(summary)
     previous_registry = use_registry(JOBS)
-    exporting_to = (
-        endpoint
-        or os.environ.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
-        or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    )
-    installation = (
-        install(JOBS, service_name=service_name, endpoint=endpoint, protocol=protocol)
-        if exporting_to
-        else None
-    )
     print(
         f"otel-jobtags demo: {len(JOBS)} jobs for {duration:g} s; text log: {log_file}"
         + (

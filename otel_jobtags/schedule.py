@@ -107,13 +107,10 @@ def _parse_cron_field(text: str, name: str, low: int, high: int) -> frozenset[in
             end = high if step > 1 else start
         else:
             raise ValueError(f"bad value {part!r} in the {name} field")
-        if name == "day of week" and end == 7:
-            end = 6 if start <= 6 else 0  # 7 is Sunday too
-            if start == 7:
-                start = 0
-        if not (low <= start <= high and low <= end <= high and start <= end):
-            raise ValueError(f"{part!r} is outside {low}-{high} in the {name} field")
-        values.update(range(start, end + 1, step))
+        top = 7 if name == "day of week" else high  # 7 is Sunday too, as in cron
+        if not (low <= start <= top and low <= end <= top and start <= end):
+            raise ValueError(f"{part!r} is outside {low}-{top} in the {name} field")
+        values.update(v % 7 if name == "day of week" else v for v in range(start, end + 1, step))
     return frozenset(values)
 
 

@@ -51,6 +51,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
 from . import _diagnostics
+from .errors import JobTagsError
 
 __all__ = ["Spool", "SpoolError", "SpooledBatch"]
 
@@ -60,7 +61,7 @@ _HEADER = struct.Struct(">8sBIQII")
 _SUFFIX = ".batch"
 
 
-class SpoolError(Exception):
+class SpoolError(JobTagsError):
     """A spool file failed its checks (truncated, corrupt, unknown format)."""
 
 

@@ -216,3 +216,16 @@ def test_a_bad_spool_directory_leaves_the_running_installation_in_place(
     logging.getLogger("app").info("still exported")
     running.force_flush()
     assert [r.log_record.body for r in sink.get_finished_logs()] == ["still exported"]
+
+
+def test_a_service_instance_id_from_the_environment_is_kept(
+    registry: TagRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.instance.id=web-1")
+    installation = otel_jobtags.install(registry, exporter=InMemoryLogRecordExporter())
+    assert installation.resource.attributes["service.instance.id"] == "web-1"
+    installation.shutdown()
+    installation = otel_jobtags.install(
+        registry, exporter=InMemoryLogRecordExporter(), resource_attributes={"service.instance.id": "web-2"}
+    )
+    assert installation.resource.attributes["service.instance.id"] == "web-2"

@@ -167,3 +167,50 @@ def test_reentering_the_active_job_keeps_its_run_id(registry: TagRegistry) -> No
             assert other.run_id is None
         with job_context(registry.AUTO_REBAL, run_id="run-8") as explicit:
             assert explicit.run_id == "run-8"
+
+
+def test_one_context_object_can_be_entered_from_several_threads_at_once(registry: TagRegistry) -> None:
+    shared = job_context(registry.AUTO_REBAL)
+    entered, release = threading.Barrier(2), threading.Event()
+    errors: list[BaseException] = []
+    after: list[object] = []
+
+    def worker(first: bool) -> None:
+        try:
+            with shared:
+                entered.wait(5)
+                if first:
+                    release.wait(5)  # the other thread leaves first
+                else:
+                    release.set()
+            after.append(current_job())
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(first,)) for first in (True, False)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert errors == []
+    assert after == [None, None]
+
+
+def test_one_context_object_can_be_entered_from_concurrent_tasks(registry: TagRegistry) -> None:
+    shared = job_context(registry.PRICE_CACHE)
+
+    async def run(first: bool, inside: asyncio.Event, leave: asyncio.Event) -> object:
+        async with shared:
+            inside.set()
+            if first:
+                await leave.wait()
+        return current_job()
+
+    async def main() -> list[object]:
+        a_inside, b_inside = asyncio.Event(), asyncio.Event()
+        first = asyncio.create_task(run(True, a_inside, b_inside))
+        await a_inside.wait()
+        second = await run(False, b_inside, a_inside)  # enters and leaves while the first is inside
+        return [await first, second]
+
+    assert asyncio.run(main()) == [None, None]

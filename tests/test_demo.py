@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from support.otlp import HttpReceiver
 
 from otel_jobtags.cli import main
@@ -82,8 +84,21 @@ def test_demo_command_runs_as_a_program(tmp_path: Path) -> None:
 
 
 def test_demo_rejects_a_negative_duration(capsys: object) -> None:
-    import pytest
-
     with pytest.raises(SystemExit) as exc:
         main(["demo", "--duration", "-1"])
     assert exc.value.code == 2
+
+
+def test_an_invalid_export_setting_fails_before_logging_is_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from otel_jobtags import ConfigError
+    from otel_jobtags.context import active_registry
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4317")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon")
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level, active_registry())
+    with pytest.raises(ConfigError, match=r"^Invalid OTEL_EXPORTER_OTLP_PROTOCOL='carrier-pigeon'"):
+        run_demo(duration=0.1, log_file=tmp_path / "d.log", out=io.StringIO())
+    assert (list(root.handlers), root.level, active_registry()) == before

@@ -88,3 +88,16 @@ def test_cron_with_both_day_fields_matches_either_as_cron_does() -> None:
     cron = Cron("0 0 13 * 5")  # the 13th, or any Friday
     assert cron.next_after(datetime(2026, 11, 26)) == datetime(2026, 11, 27)  # a Friday
     assert cron.next_after(datetime(2026, 12, 12, 1)) == datetime(2026, 12, 13)  # the 13th, a Sunday
+
+
+@pytest.mark.parametrize(
+    ("expression", "days"),
+    [
+        ("0 9 * * 1-7", {0, 1, 2, 3, 4, 5, 6}),
+        ("0 9 * * 5-7", {0, 5, 6}),
+        ("0 9 * * 7", {0}),
+        ("0 9 * * 0", {0}),
+    ],
+)
+def test_seven_is_sunday_in_day_of_week_ranges_too(expression: str, days: set[int]) -> None:
+    assert Cron(expression).fields[4] == frozenset(days)

@@ -188,7 +188,7 @@ def _error(message: str, status: int, as_html: bool) -> tuple[Response | str, in
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """The app. ``config`` overrides the defaults, which come from the environment:
 
-    ``LOG_FILE`` (``flask-admin.log``), ``LOKI_URL`` (``$LOKI_URL``/``$OTEL_JOBTAGS_LOKI_URL``),
+    ``LOG_FILE`` (``flask-admin.log``), ``LOKI_URL`` (``$OTEL_JOBTAGS_LOKI_URL``, else ``$LOKI_URL``),
     ``OTLP_ENDPOINT`` (``$OTEL_EXPORTER_OTLP_ENDPOINT``), ``OTLP_PROTOCOL``, ``SERVICE_NAME``
     (``$OTEL_SERVICE_NAME``, else ``flask-admin-example``), ``SCHEDULER`` (run the jobs), and
     ``LOG_LIMIT`` (records shown by default, 200).
@@ -196,7 +196,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.from_mapping(
         LOG_FILE=os.environ.get("LOG_FILE", "flask-admin.log"),
-        LOKI_URL=os.environ.get("LOKI_URL") or os.environ.get("OTEL_JOBTAGS_LOKI_URL"),
+        LOKI_URL=os.environ.get("OTEL_JOBTAGS_LOKI_URL") or os.environ.get("LOKI_URL"),
         OTLP_ENDPOINT=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
         OTLP_PROTOCOL=os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL"),
         SERVICE_NAME=os.environ.get("OTEL_SERVICE_NAME", "flask-admin-example"),
