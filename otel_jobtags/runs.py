@@ -32,7 +32,8 @@ __all__ = [
 RUNS_LOGGER = "otel_jobtags.runs"
 """The logger run records are written to."""
 ATTR_JOB_OUTCOME = "job.outcome"
-"""How a run ended: ``success``, ``error``, ``missed`` or ``skipped``."""
+"""How a run ended: ``success``, ``error``, ``missed``, ``skipped`` or ``cancelled``
+(stopped by asyncio cancellation, ``KeyboardInterrupt`` or ``SystemExit``)."""
 ATTR_JOB_DURATION_MS = "job.duration_ms"
 """How long the run took, in milliseconds (the mean, in a summary); only on runs that ran."""
 ATTR_JOB_SCHEDULED_TIME = "job.scheduled_time"

@@ -367,6 +367,16 @@ class _Recorder:
         exc_info: tuple[type[BaseException], BaseException, TracebackType],
     ) -> None:
         error = traceback.format_exception_only(exc_info[0], exc_info[1])[-1].strip()
+        if not isinstance(exc_info[1], Exception):
+            # Cancelled (asyncio cancellation on shutdown), interrupted or exiting:
+            # the job did not fail, so a "failing" alert must not count it.
+            _runs_log.warning(
+                "run cancelled after %.1f ms: %s",
+                duration_ms,
+                error,
+                extra=_attributes("cancelled", scheduled, duration_ms=duration_ms),
+            )
+            return
         _runs_log.error(
             "run failed after %.1f ms: %s",
             duration_ms,

@@ -1150,3 +1150,38 @@ def test_importing_the_package_does_not_import_apscheduler() -> None:
     env = {**os.environ, "PYTHONPATH": tree}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert result.stdout == "[]\n"
+
+
+def test_a_run_cancelled_at_shutdown_is_recorded_as_cancelled_not_as_a_failure(
+    registry: TagRegistry, logs: list[CapturedLog]
+) -> None:
+    async def main() -> None:
+        scheduler = AsyncIOScheduler(job_defaults=NEVER_MISSED, timezone="UTC")
+        connection = connect(scheduler, registry)
+        started = asyncio.Event()
+
+        async def long_job() -> None:
+            started.set()
+            await asyncio.Event().wait()  # until cancelled
+
+        scheduler.add_job(long_job, id="send_daily_summary", next_run_time=utc_now())
+        scheduler.start()
+        await asyncio.wait_for(started.wait(), 10)
+        scheduler.shutdown(wait=False)  # cancels the running coroutine
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if any(r.logger == "otel_jobtags.runs" for r in logs):
+                break
+        connection.disconnect()
+
+    asyncio.run(main())
+    (record,) = [r for r in logs if r.logger == "otel_jobtags.runs"]
+    assert (record.level, record.job_tag, record.attributes["job.outcome"]) == (
+        "WARNING",
+        "DAILY_SUMMARY",
+        "cancelled",
+    )
+    assert re.fullmatch(
+        r"\[DAILY_SUMMARY\] run cancelled after \d+\.\d ms: (asyncio\.exceptions\.)?CancelledError",
+        record.message,
+    )
