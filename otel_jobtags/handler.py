@@ -36,6 +36,7 @@ from opentelemetry.instrumentation.logging.handler import LoggingHandler
 
 from . import _diagnostics
 from . import context as _context
+from .errors import ConfigError
 from .tags import JobTag, TagRegistry
 
 __all__ = [
@@ -220,9 +221,14 @@ class JobTagFilter(logging.Filter):
 class JobTagFormatter(logging.Formatter):
     """A text formatter that can show the job fields of every record.
 
-    Use ``%(job.tag)s``, ``%(job.id)s`` and ``%(job.run_id)s`` in the format;
-    records outside any job show ``-`` (or the given ``defaults``). Works with
-    ``dictConfig`` as ``"class": "otel_jobtags.JobTagFormatter"``.
+    Use ``%(job.tag)s``, ``%(job.id)s`` and ``%(job.run_id)s`` in a
+    %-style format; records outside any job show ``-`` (or the given
+    ``defaults``). Works with ``dictConfig`` as
+    ``"class": "otel_jobtags.JobTagFormatter"``.
+
+    The dotted names only work with the %-style: ``{job.tag}`` would read an
+    attribute ``tag`` of a field ``job``, so other styles naming them raise
+    :class:`~otel_jobtags.ConfigError`.
     """
 
     def __init__(
@@ -235,6 +241,20 @@ class JobTagFormatter(logging.Formatter):
         defaults: dict[str, Any] | None = None,
     ) -> None:
         merged = {ATTR_JOB_TAG: "-", ATTR_JOB_ID: "-", ATTR_JOB_RUN_ID: "-", **(defaults or {})}
+        dotted = [name for name in (ATTR_JOB_TAG, ATTR_JOB_ID, ATTR_JOB_RUN_ID) if fmt and name in fmt]
+        if dotted and style != "%":
+            raise ConfigError(
+                f"Invalid format {fmt!r}: the job fields work in %-style formats only, "
+                f"e.g. '%(asctime)s %({dotted[0]})s %(message)s'"
+            )
+        if validate and dotted and fmt:
+            # logging's validator needs a \w+ field name: check the format
+            # with the dotted names spelled so, then build it unvalidated.
+            try:
+                logging.Formatter(fmt.replace(".", "_"), datefmt, style, validate=True)
+            except ValueError:
+                raise ValueError(f"Invalid format {fmt!r} for '%' style") from None
+            validate = False
         super().__init__(fmt, datefmt, style, validate, defaults=merged)
 
 

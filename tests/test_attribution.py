@@ -187,3 +187,21 @@ def test_run_id_of_the_context_becomes_an_attribute(registry: TagRegistry) -> No
         "job.id": "auto_rebalance",
         "job.run_id": "r-42",
     }
+
+
+def test_job_formatter_accepts_a_format_with_only_job_fields(registry: TagRegistry) -> None:
+    from otel_jobtags import JobTagFormatter
+
+    formatter = JobTagFormatter("[%(job.tag)s]")
+    assert formatter.format(logging.makeLogRecord({"msg": "x"})) == "[-]"
+    with pytest.raises(ValueError, match=r"^Invalid format '%\(job.tag\)q' for '%' style$"):
+        JobTagFormatter("%(job.tag)q")
+
+
+def test_job_formatter_refuses_job_fields_in_other_styles() -> None:
+    from otel_jobtags import ConfigError, JobTagFormatter
+
+    with pytest.raises(
+        ConfigError, match=r"^Invalid format '\{job.tag\} \{message\}': the job fields work in %-style"
+    ):
+        JobTagFormatter("{job.tag} {message}", style="{")
