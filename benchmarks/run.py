@@ -3,7 +3,7 @@
     python benchmarks/run.py            # full: 30 s outage, 15 rounds of 50,000 calls
     python benchmarks/run.py --quick    # 6 s outage, 3 rounds of 20,000 calls
 
-"stock" is what the field notes measured: the contrib ``LoggingHandler`` on
+"stock" is the pipeline OpenTelemetry offers out of the box: the contrib ``LoggingHandler`` on
 the root logger, the default ``BatchLogRecordProcessor`` and the OTLP/gRPC
 exporter. "ours" is ``otel_jobtags.install()`` with its defaults. Every figure
 is measured in the same run and quoted as a ratio, since absolute numbers only

@@ -421,9 +421,11 @@ def install(
         endpoint: collector URL; else ``OTEL_EXPORTER_OTLP_LOGS_ENDPOINT``/
             ``OTEL_EXPORTER_OTLP_ENDPOINT``, else ``http://localhost:4317``
             (``:4318`` for HTTP).
-        protocol: ``"grpc"`` or ``"http/protobuf"``; else ``OTEL_EXPORTER_OTLP_PROTOCOL``,
+        protocol: ``"grpc"`` or ``"http/protobuf"``; else ``OTEL_EXPORTER_OTLP_LOGS_PROTOCOL``/
+            ``OTEL_EXPORTER_OTLP_PROTOCOL``,
             else gRPC.
-        headers: export headers; else ``OTEL_EXPORTER_OTLP_HEADERS``.
+        headers: export headers; else ``OTEL_EXPORTER_OTLP_HEADERS`` and
+            ``OTEL_EXPORTER_OTLP_LOGS_HEADERS``.
         resource_attributes: more resource attributes (``OTEL_RESOURCE_ATTRIBUTES``
             is read too; these win).
         level: if given, set on ``logger`` (and restored by ``shutdown``).

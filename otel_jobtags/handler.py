@@ -61,7 +61,7 @@ _PREFIX_RE = re.compile(r"\[([A-Z][A-Z0-9_]{0,14})\] ")
 
 # Loggers whose records describe the export pipeline itself. Exporting them
 # would feed the pipeline's own trouble back into it (a failing export logs a
-# warning, which is exported, which fails...), see the field notes.
+# warning, which is exported, which fails...).
 _INTERNAL_LOGGERS = ("opentelemetry", "grpc")
 
 # The standard LogRecord attributes: everything else on a record (``extra=``,

@@ -1,6 +1,6 @@
 """The tag registry as the seed's Markdown job table, kept up to date inside documents.
 
-:func:`render_job_table` writes the table the seed's design note keeps by hand
+:func:`render_job_table` writes the table the original application's documentation kept by hand
 (``| constant | tag | job id | what it does | schedule |``), from the registry.
 :func:`replace_between_markers` puts generated text between two marker
 comments of a Markdown file, leaving the rest of the file alone, so a README

@@ -7,7 +7,9 @@
 [('AUTO_REBAL', 'INFO', '[AUTO_REBAL] job started')]
 
 The records are attributed exactly as the exporting handler attributes them,
-so what a test sees is what the collector would receive.
+so a job's records look as the collector would receive them. (Unlike the
+exporting handler, it also captures what the OpenTelemetry SDK and gRPC log
+about themselves.)
 """
 
 from __future__ import annotations
