@@ -141,7 +141,7 @@ class DeliveryStats:
     queued: int
     """Records held now, in memory or in the spool, not yet delivered."""
     dropped: int
-    """Oldest records dropped because the queue was past its bound."""
+    """Records dropped: the oldest, past the bound, and any logged after shutdown began."""
     rejected: int
     """Records discarded because the exporter raised on them, or their spool file was corrupt."""
     failed_exports: int
@@ -318,7 +318,8 @@ class DeliveryProcessor(LogRecordProcessor):
         body = log_record.log_record.body
         size = (len(body) if type(body) is str else 64) + RECORD_OVERHEAD
         with self._lock:
-            if self._stopping:
+            if self._stopping:  # logged after shutdown began: counted, and dropped
+                self._emitted += 1
                 self._dropped += 1
                 return
             queue = self._queue
