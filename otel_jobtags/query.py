@@ -1238,7 +1238,7 @@ def _registry(registry: TagRegistry | None) -> TagRegistry:
         return registry
     active = active_registry()
     if active is None:
-        raise JobTagsError(
+        raise ConfigError(
             "No tag registry to resolve jobs against: pass registry=..., or call "
             "otel_jobtags.install(registry=...) or otel_jobtags.use_registry(...)"
         )
