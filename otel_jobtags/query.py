@@ -663,11 +663,17 @@ class LogFilter:
         self._contains_fold = (sel.contains or "").casefold()
         # Copying a job's records out with no other condition: match a run of
         # consecutive records of the job, continuation lines included, in one call.
+        # After its first line a run goes on over every line that is not the start
+        # of another record: one of the job's records, or a continuation line. Each
+        # line's header is parsed once (the job's records are tried first).
         self._run: re.Pattern[bytes] | None = None
         plain = min_level is None and since is None and until is None and sel.contains is None
         if tag is not None and plain and fmt._start_source is not None:
             start, lead = fmt._start_source, re.escape(tag.prefix.encode())
-            self._run = re.compile(rb"(?:" + start + lead + rb"[^\n]*\n?(?:(?!" + start + rb")[^\n]*\n)*)+")
+            inside = start + lead
+            self._run = re.compile(
+                start + lead + rb"[^\n]*\n(?:(?:" + inside + rb"|(?!" + start + rb"))[^\n]*\n)*"
+            )
 
     @property
     def tag(self) -> JobTag | None:
@@ -803,8 +809,9 @@ class LogFilter:
     def _scan_runs(self, buf: bytes, end: int) -> bytes:
         """The bytes ``_scan(raw_only=True)`` would select from ``buf[:end]``, joined.
 
-        For frequent jobs most records follow another of the same job: taking
-        a run in one regex call saves the per-record work that dominates then.
+        ``buf[:end]`` ends with a newline, as :func:`_chunks` cuts it. For
+        frequent jobs most records follow another of the same job: taking a run
+        of them in one regex call saves the per-record work that dominates then.
         """
         assert self._run is not None and self._needle is not None
         out: list[bytes] = []
