@@ -430,6 +430,14 @@ class LineFormat:
 
 _DEFAULT_FORMAT = LineFormat()
 
+# In the default format a record's header is 24 fixed-width characters (the
+# asctime and a space), then a level without a colon, then ": ". So a line
+# matching this, followed by a tag, is either a record of that tag or no record
+# start at all: inside a run of one job's records it is cheaper than the full
+# header and tells the same lines apart.
+_DEFAULT_START: Final = _DEFAULT_FORMAT._start_source
+_DEFAULT_INSIDE: Final = rb"[^\n]{24}[^\n:]+: "
+
 
 def _line_format(value: LineFormat | str | re.Pattern[str] | re.Pattern[bytes] | None) -> LineFormat:
     if value is None:
@@ -670,7 +678,7 @@ class LogFilter:
         plain = min_level is None and since is None and until is None and sel.contains is None
         if tag is not None and plain and fmt._start_source is not None:
             start, lead = fmt._start_source, re.escape(tag.prefix.encode())
-            inside = start + lead
+            inside = (_DEFAULT_INSIDE if start == _DEFAULT_START else start) + lead
             self._run = re.compile(
                 start + lead + rb"[^\n]*\n(?:(?:" + inside + rb"|(?!" + start + rb"))[^\n]*\n)*"
             )
