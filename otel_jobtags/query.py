@@ -430,6 +430,14 @@ class LineFormat:
 
 _DEFAULT_FORMAT = LineFormat()
 
+# In the default format a record's header is 24 fixed-width characters (the
+# asctime and a space), then a level without a colon, then ": ". So a line
+# matching this, followed by a tag, is either a record of that tag or no record
+# start at all: inside a run of one job's records it is cheaper than the full
+# header and tells the same lines apart.
+_DEFAULT_START: Final = _DEFAULT_FORMAT._start_source
+_DEFAULT_INSIDE: Final = rb"[^\n]{24}[^\n:]+: "
+
 
 def _line_format(value: LineFormat | str | re.Pattern[str] | re.Pattern[bytes] | None) -> LineFormat:
     if value is None:
@@ -663,11 +671,17 @@ class LogFilter:
         self._contains_fold = (sel.contains or "").casefold()
         # Copying a job's records out with no other condition: match a run of
         # consecutive records of the job, continuation lines included, in one call.
+        # After its first line a run goes on over every line that is not the start
+        # of another record: one of the job's records, or a continuation line. Each
+        # line's header is parsed once (the job's records are tried first).
         self._run: re.Pattern[bytes] | None = None
         plain = min_level is None and since is None and until is None and sel.contains is None
         if tag is not None and plain and fmt._start_source is not None:
             start, lead = fmt._start_source, re.escape(tag.prefix.encode())
-            self._run = re.compile(rb"(?:" + start + lead + rb"[^\n]*\n?(?:(?!" + start + rb")[^\n]*\n)*)+")
+            inside = (_DEFAULT_INSIDE if start == _DEFAULT_START else start) + lead
+            self._run = re.compile(
+                start + lead + rb"[^\n]*\n(?:(?:" + inside + rb"|(?!" + start + rb"))[^\n]*\n)*"
+            )
 
     @property
     def tag(self) -> JobTag | None:
@@ -800,11 +814,12 @@ class LogFilter:
             source=source,
         )
 
-    def _scan_runs(self, buf: bytes, end: int) -> list[bytes]:
-        """Like ``_scan(raw_only=True)``, but each run of consecutive matching records as one piece.
+    def _scan_runs(self, buf: bytes, end: int) -> bytes:
+        """The bytes ``_scan(raw_only=True)`` would select from ``buf[:end]``, joined.
 
-        For frequent jobs most records follow another of the same job: taking
-        a run in one regex call saves the per-record work that dominates then.
+        ``buf[:end]`` ends with a newline, as :func:`_chunks` cuts it. For
+        frequent jobs most records follow another of the same job: taking a run
+        of them in one regex call saves the per-record work that dominates then.
         """
         assert self._run is not None and self._needle is not None
         out: list[bytes] = []
@@ -814,7 +829,7 @@ class LogFilter:
         while True:
             p = find(needle, pos, end)
             if p < 0:
-                return out
+                return b"".join(out)
             line_start = rfind(b"\n", 0, p) + 1
             run = run_match(buf, line_start, end)
             if run is None:  # "[TAG] " inside a message, or in a continuation line
@@ -823,19 +838,21 @@ class LogFilter:
             pos = run.end()
             append(buf[line_start:pos])
 
-    def _batches(
-        self, paths: _Paths, rotated: bool, raw_only: bool, runs: bool = False
-    ) -> Iterator[tuple[str, list[Any]]]:
+    def _buffers(self, paths: _Paths, rotated: bool) -> Iterator[tuple[str, bytes, int]]:
+        """``(source, buffer, end)`` for each file in turn, ``buffer[:end]`` whole records."""
         start_match = self.format._start.match
-        by_runs = runs and self._run is not None
         for path in self._paths(paths, rotated):
             source = os.fspath(path)
             stream, seekable = _open(path)
             with stream:
                 for buf, end in _chunks(stream, seekable, start_match):
-                    out = self._scan_runs(buf, end) if by_runs else self._scan(buf, end, raw_only)
-                    if out:
-                        yield source, out
+                    yield source, buf, end
+
+    def _batches(self, paths: _Paths, rotated: bool, raw_only: bool) -> Iterator[tuple[str, list[Any]]]:
+        for source, buf, end in self._buffers(paths, rotated):
+            out = self._scan(buf, end, raw_only)
+            if out:
+                yield source, out
 
     def _paths(self, paths: _Paths, rotated: bool) -> list[Path]:
         if isinstance(paths, (str, os.PathLike)):
@@ -933,9 +950,13 @@ class LogFilter:
             The number of bytes written.
         """
         written = 0
-        for _, batch in self._batches(paths, rotated, raw_only=True, runs=True):
-            out.writelines(batch)
-            written += sum(map(len, batch))
+        by_runs = self._run is not None
+        for _, buf, end in self._buffers(paths, rotated):
+            # One write a buffer: a write per record (or run) costs more than the copy.
+            data = self._scan_runs(buf, end) if by_runs else b"".join(self._scan(buf, end, raw_only=True))
+            if data:
+                out.write(data)
+                written += len(data)
         return written
 
     def follow(

@@ -365,6 +365,90 @@ def test_records_are_the_same_whatever_the_buffer_size(
     assert written == len(out.getvalue())
 
 
+def _reference_raw(text: str, tag: str) -> bytes:
+    """The bytes of the records of ``tag``, continuation lines included, read line by line."""
+    start = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d\d\d [^\n:]+: ")
+    out: list[str] = []
+    keep = False
+    for line in text.split("\n")[:-1]:
+        m = start.match(line)
+        if m:
+            keep = line[m.end() :].startswith(f"[{tag}] ")
+        if keep:
+            out.append(line + "\n")
+    return "".join(out).encode()
+
+
+# Lines that come close to starting a record of the job without doing so, and
+# records of other jobs that mention it: inside a run the first must stay with
+# the record above, the second must end the run.
+_ALMOST = [
+    "  File x",
+    "",
+    "[AUTO_REBAL] not a start",
+    "2025-10-23 no header",
+    "2025-10-23 14:30:4x,123 INFO: [AUTO_REBAL] a letter in the time",
+    "2025-10-23 14:30:45,123 INFO:[AUTO_REBAL] no space after the level",
+    "2025-10-23 14:30:45,123 IN:FO: [AUTO_REBAL] a colon in the level",
+    "2025-10-23 14:30:45,123 : [AUTO_REBAL] no level",
+    "2025-10-23 14:30:45,1234 INFO: [AUTO_REBAL] four digits of milliseconds",
+    "xxxx-xx-xx xx:xx:xx,xxx INFO: [AUTO_REBAL] the width of a time, not one",
+    "2025-10-23 14:30:45,123 INFO: [AUTO_REBAL]no space after the tag",
+    "2025-10-23\t14:30:45,123 INFO: [AUTO_REBAL] a tab",
+]
+
+
+def _dense_log(rng: random.Random, records: int) -> str:
+    out = []
+    for i in range(records):
+        tag = rng.choice(["AUTO_REBAL"] * 6 + ["OTHER", "AUTO_REBALANCE", None])
+        head = f"2025-10-23 14:{i // 60 % 60:02d}:{i % 60:02d},{rng.randint(0, 999):03d} "
+        head += rng.choice(["INFO", "DEBUG", "WARNING", "Level 5", "X"]) + ": "
+        body = (f"[{tag}] " if tag else "") + rng.choice(["", "x", "see: [AUTO_REBAL] inside", "é🔄"])
+        out.append(head + body + "\n")
+        for _ in range(rng.choice([0, 0, 0, 0, 1, 2])):
+            out.append(rng.choice(_ALMOST) + "\n")
+    return "".join(out)
+
+
+@pytest.mark.parametrize("chunk", [16, 97, 333, 4096, 1 << 20])
+def test_write_copies_dense_runs_as_a_line_by_line_reading_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    # Runs of the job's records, broken by other records and by lines that
+    # nearly start one, cut by buffer boundaries anywhere.
+    text = _dense_log(random.Random(chunk), 600)
+    path = tmp_path / "app.log"
+    path.write_text(text, encoding="utf-8", newline="")
+    monkeypatch.setattr(query_module, "_CHUNK", chunk)
+    monkeypatch.setattr(query_module, "_MAX_BUFFER", 1 << 20)
+    selection = LogFilter("AUTO_REBAL", registry=JOBS)
+    out = io.BytesIO()
+    written = selection.write(path, out, rotated=False)
+    expected = _reference_raw(text, "AUTO_REBAL")
+    assert out.getvalue() == expected
+    assert written == len(expected)
+    assert b"".join(selection.scan_raw(path, rotated=False)) == expected
+    # The same with the format given explicitly, and with one that has the same
+    # layout but is not the default pattern (the general path of the runs).
+    for fmt in ("%(asctime)s %(levelname)s: %(message)s", "%(asctime)s %(levelname)s:%(message)s"):
+        other = LogFilter("AUTO_REBAL", registry=JOBS, line_format=fmt)
+        out = io.BytesIO()
+        other.write(path, out, rotated=False)
+        assert out.getvalue() == b"".join(other.scan_raw(path, rotated=False))
+
+
+def test_write_keeps_a_last_record_without_a_final_newline(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_bytes(
+        b"2025-10-23 14:30:45,123 INFO: [AUTO_REBAL] first\n"
+        b"2025-10-23 14:30:46,123 INFO: [AUTO_REBAL] last\n  continued"
+    )
+    out = io.BytesIO()
+    LogFilter("AUTO_REBAL", registry=JOBS).write(path, out, rotated=False)
+    assert out.getvalue() == path.read_bytes() + b"\n"
+
+
 def test_a_record_longer_than_the_buffer_limit_is_cut_so_memory_stays_bounded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
