@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from support.otlp import GrpcReceiver, HttpReceiver, ReceivedLog, free_port
@@ -133,12 +134,10 @@ def test_after_an_outage_every_record_arrives_once_in_order_and_nothing_else(
     emitter = _Emitter(_app_logger())
     emitter.run(1.0)
     receiver.stop()
-    before_outage = len(emitter.durations)
     emitter.run(6.0)
     # The pipeline's own loggers, as a failing export makes them talk.
     logging.getLogger("opentelemetry.sdk._logs").warning("internal trouble")
     logging.getLogger("grpc._channel").warning("channel trouble")
-    outage_durations = emitter.durations[before_outage:]
     receiver.start()
     emitter.run(1.0)
 
@@ -156,10 +155,8 @@ def test_after_an_outage_every_record_arrives_once_in_order_and_nothing_else(
     stats = installation.stats
     assert (stats.emitted, stats.delivered, stats.queued, stats.dropped) == (emitter.seq, emitter.seq, 0, 0)
     assert stats.failed_exports >= 1
-    # A log call only appends to a queue: the outage never makes the application wait.
-    outage_durations.sort()
-    assert outage_durations[int(len(outage_durations) * 0.99)] < 0.001
-    assert outage_durations[-1] < 0.010
+    # How long a log call takes during an outage is measured by benchmarks/run.py;
+    # test_log_calls_never_wait_for_a_stuck_exporter asserts that they do not wait.
 
     err = capsys.readouterr().err
     lines = _stderr_lines(err)
@@ -170,6 +167,31 @@ def test_after_an_outage_every_record_arrives_once_in_order_and_nothing_else(
     )
     failed = [line for line in lines if line.startswith("otel-jobtags: export failed; ")]
     assert 1 <= len(failed) <= 2  # throttled: one line per 10 s
+
+
+def test_log_calls_never_wait_for_a_stuck_exporter(registry: oj.TagRegistry) -> None:
+    entered, release, left = threading.Event(), threading.Event(), threading.Event()
+
+    class StuckExporter(InMemoryLogRecordExporter):
+        def export(self, batch):  # type: ignore[no-untyped-def]
+            entered.set()
+            release.wait(30)  # like an export hanging on an unreachable collector
+            left.set()
+            return super().export(batch)
+
+    sink = StuckExporter()
+    installation = oj.install(registry, exporter=sink, level=logging.INFO)
+    log = _app_logger()
+    log.info("first")
+    assert entered.wait(10), "the worker never started exporting"
+    for i in range(5_000):  # all return while the export is still stuck
+        log.info("record %d", i)
+    assert not left.is_set(), "log calls waited for the export"
+    assert len(sink.get_finished_logs()) == 0
+    release.set()
+    assert installation.force_flush(30_000)
+    assert len(sink.get_finished_logs()) == 5_001
+    installation.shutdown()
 
 
 def test_over_http_an_outage_loses_nothing(registry: oj.TagRegistry) -> None:
@@ -311,7 +333,9 @@ def test_shutdown_with_the_receiver_down_ends_within_its_timeout_and_says_what_w
         log.info("record %d", i)
     start = time.monotonic()
     installation.shutdown()
-    assert time.monotonic() - start < 1.0 + 0.1  # the timeout, and the stderr report
+    # The timeout, the stderr report, and slack for a loaded machine; without the
+    # timeout the exporter's own retries would keep it for tens of seconds.
+    assert time.monotonic() - start < 1.0 + 1.5
     assert _stderr_lines(capsys.readouterr().err)[-1] == (
         "otel-jobtags: 7 log records were not delivered before exit (receiver unavailable for 1s); "
         "set a spool directory to keep them"
@@ -339,7 +363,7 @@ def test_at_exit_with_the_receiver_down_the_process_ends_within_5_seconds() -> N
     result = _run_script(_EXIT_SCRIPT, f"http://127.0.0.1:{free_port()}", "3")
     elapsed = time.monotonic() - start
     assert result.returncode == 0
-    assert elapsed < 5.0 + 2.5  # the timeout, plus interpreter start and imports
+    assert elapsed < 5.0 + 5.0  # the timeout, plus interpreter start, imports and a loaded machine
     assert _stderr_lines(result.stderr)[-1] == (
         "otel-jobtags: 3 log records were not delivered before exit (receiver unavailable for 5s); "
         "set a spool directory to keep them"
