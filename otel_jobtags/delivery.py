@@ -12,6 +12,10 @@ queue is full and loses a batch when the exporter gives up on it):
   capped exponential backoff until it is delivered; newer records wait behind
   it, so order is kept. The exporter should be given a short per-attempt
   timeout: this processor owns the retry loop, and ``shutdown`` interrupts it.
+- A batch that keeps failing is split down to the record the receiver refuses
+  (if it refuses one); that record is rejected only once the receiver has
+  accepted other records right before refusing it again, so an outage never
+  loses anything (see ``probe_after_failures``).
 - Everything the worker thread logs is marked internal (see
   :func:`otel_jobtags.handler.exporting`), so the pipeline's own trouble never
   enters the exported stream.
@@ -52,6 +56,7 @@ __all__ = [
     "DEFAULT_MAX_BATCH_SIZE",
     "DEFAULT_MAX_QUEUE_BYTES",
     "DEFAULT_MAX_QUEUE_RECORDS",
+    "DEFAULT_PROBE_AFTER_FAILURES",
     "DEFAULT_SHUTDOWN_TIMEOUT",
     "DeliveryProcessor",
     "DeliveryStats",
@@ -66,6 +71,8 @@ DEFAULT_SCHEDULE_DELAY = 0.5
 DEFAULT_SHUTDOWN_TIMEOUT = 5.0
 DEFAULT_RETRY_INITIAL = 0.5
 DEFAULT_RETRY_MAX = 5.0
+DEFAULT_PROBE_AFTER_FAILURES = 5
+"""Failures in a row of the head batch before the next waiting batch is also tried."""
 
 RECORD_OVERHEAD = 1024
 """Bytes counted per record on top of its body's length.
@@ -143,12 +150,13 @@ class DeliveryStats:
     dropped: int
     """Records dropped: the oldest, past the bound, and any logged after shutdown began."""
     rejected: int
-    """Records discarded because the exporter raised on them, or their spool file was corrupt."""
+    """Records discarded: the exporter raised on them, the receiver refused them alone
+    while accepting other records, or their spool file was corrupt."""
     failed_exports: int
     """Export attempts that failed (each is retried)."""
 
 
-@dataclass
+@dataclass(eq=False)
 class _Batch:
     records: list[ReadableLogRecord] | None
     """The records, or ``None`` while they wait compacted or on disk only."""
@@ -157,6 +165,12 @@ class _Batch:
     spooled: SpooledBatch | None = None
     payload: bytes | None = None
     """The records serialized (as in the spool), while they wait in memory."""
+    failures: int = 0
+    """Failed exports in a row while this batch was at the head."""
+    split: bool = False
+    """A part of a batch that kept failing (split again at its first failure)."""
+    refusals: int = 0
+    """For a single record: failed exports right after the receiver accepted a probe."""
 
 
 class DeliveryProcessor(LogRecordProcessor):
@@ -172,6 +186,10 @@ class DeliveryProcessor(LogRecordProcessor):
         shutdown_timeout: seconds :meth:`shutdown` may spend delivering what is left.
         retry_initial: first backoff after a failed export, in seconds.
         retry_max: longest backoff between attempts, in seconds.
+        probe_after_failures: after the head batch has failed this many times
+            in a row, also try the next waiting batch at each retry; if the
+            receiver accepts that one, the head is what it refuses: it is
+            split in halves, and a single record refused so is rejected.
         spool: write batches ahead to this spool and adopt what earlier
             processes left in it.
         throttle: where warnings go (stderr, throttled); a shared one by default.
@@ -194,6 +212,7 @@ class DeliveryProcessor(LogRecordProcessor):
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         retry_initial: float = DEFAULT_RETRY_INITIAL,
         retry_max: float = DEFAULT_RETRY_MAX,
+        probe_after_failures: int = DEFAULT_PROBE_AFTER_FAILURES,
         spool: Spool | None = None,
         throttle: _diagnostics.Throttle | None = None,
         fork_exporter: Callable[[], LogRecordExporter] | None = None,
@@ -203,6 +222,7 @@ class DeliveryProcessor(LogRecordProcessor):
             ("max_queue_records", max_queue_records),
             ("max_queue_bytes", max_queue_bytes),
             ("max_batch_size", max_batch_size),
+            ("probe_after_failures", probe_after_failures),
         ):
             if value < 1:
                 raise ConfigError(f"Invalid {name}={value!r}: use a whole number greater than 0")
@@ -217,6 +237,7 @@ class DeliveryProcessor(LogRecordProcessor):
         self.shutdown_timeout = shutdown_timeout
         self._retry_initial = retry_initial
         self._retry_max = retry_max
+        self._probe_after = probe_after_failures
         self._spool = spool
         self._throttle = throttle or _diagnostics._default
         self._queue: deque[ReadWriteLogRecord] = deque()
@@ -518,27 +539,11 @@ class DeliveryProcessor(LogRecordProcessor):
                     time.sleep(0.1)
 
     def _send(self, batch: _Batch) -> None:
-        records = batch.records
-        if records is None and batch.payload is not None:
-            records = decode_batch(batch.payload)
-        elif records is None and batch.spooled is not None and self._spool is not None:
-            try:
-                records = self._spool.read(batch.spooled)
-            except (SpoolError, OSError) as exc:
-                self._spool.quarantine(batch.spooled.path, str(exc))
-                self._finish(batch, rejected=True)
-                return
-        assert records is not None and self._exporter is not None
-        try:
-            result = self._exporter.export(records)
-        except Exception as exc:
-            # An exporter that raises (rather than reporting FAILURE) will raise
-            # again on the same records: retrying would stall everything behind them.
-            self._throttle.warn(
-                "export-raised",
-                f"exporter raised {type(exc).__name__}: {exc}; discarded {batch.count} records",
-            )
-            self._finish(batch, rejected=True)
+        records = self._load(batch)
+        if records is None:
+            return
+        result = self._export(batch, records)
+        if result is None:
             return
         if result is LogRecordExportResult.SUCCESS:
             self._finish(batch, rejected=False)
@@ -548,6 +553,15 @@ class DeliveryProcessor(LogRecordProcessor):
                 return
             self._failed_exports += 1
             self._consecutive_failures += 1
+            batch.failures += 1
+            probe = self._probe_for_locked(batch)
+        if batch.count > 1 and batch.failures >= (1 if batch.split else self._probe_after):
+            self._split(batch, records, len(records) // 2, split=True)
+        elif probe is not None and self._refused(batch, records, probe):
+            return
+        with self._lock:
+            if self._abandon:
+                return
             delay = self._backoff * random.uniform(0.8, 1.2)
             self._backoff = min(self._backoff * 2, self._retry_max)
             self._retry_at = time.monotonic() + delay
@@ -557,24 +571,175 @@ class DeliveryProcessor(LogRecordProcessor):
             f"export failed; {waiting} records waiting, retrying in {delay:.1f}s (records are kept)",
         )
 
+    def _load(self, batch: _Batch) -> list[ReadableLogRecord] | None:
+        """The batch's records; ``None`` if its spool file is bad (the batch is then rejected)."""
+        records = batch.records
+        if records is None and batch.payload is not None:
+            records = decode_batch(batch.payload)
+        elif records is None and batch.spooled is not None and self._spool is not None:
+            try:
+                records = self._spool.read(batch.spooled)
+            except (SpoolError, OSError) as exc:
+                self._spool.quarantine(batch.spooled.path, str(exc))
+                self._finish(batch, rejected=True)
+                return None
+        assert records is not None
+        return records
+
+    def _export(self, batch: _Batch, records: list[ReadableLogRecord]) -> LogRecordExportResult | None:
+        """The exporter's result; ``None`` if it raised (the batch is then rejected)."""
+        assert self._exporter is not None
+        try:
+            return self._exporter.export(records)
+        except Exception as exc:
+            # An exporter that raises (rather than reporting FAILURE) will raise
+            # again on the same records: retrying would stall everything behind them.
+            self._throttle.warn(
+                "export-raised",
+                f"exporter raised {type(exc).__name__}: {exc}; discarded {batch.count} records",
+            )
+            self._finish(batch, rejected=True)
+            return None
+
+    # -- a batch the receiver refuses ---------------------------------------------------
+    # The exporter's FAILURE does not say whether the receiver is down (keep
+    # everything) or refuses this batch (HTTP 400/413, one malformed record),
+    # and retrying a refused batch for ever holds up everything behind it.
+    # So a head batch that has failed probe_after_failures times in a row is
+    # split in halves, and each part again at its first failure: that loses
+    # nothing and keeps the order, whatever the cause. A single record that
+    # keeps failing (as long, or left alone by splitting) is retried right
+    # after the next waiting record was tried too (a probe): refused
+    # probe_after_failures times right after the receiver accepted a probe, it
+    # is rejected. While the probes fail, the receiver is down: the record
+    # waits, as everything behind it does.
+
+    def _probe_for_locked(self, head: _Batch) -> _Batch | None:
+        # A record left alone by splitting has failed probe_after_failures
+        # times already, in its batch.
+        threshold = 1 if head.split else self._probe_after
+        if head.count > 1 or head.failures < threshold or len(self._pending) < 2:
+            return None
+        return self._pending[1]
+
+    def _refused(self, head: _Batch, records: list[ReadableLogRecord], probe: _Batch) -> bool:
+        """Probe, then retry the single record at the head; ``True`` if it is settled."""
+        probe_records = self._load(probe)
+        if probe_records is None:
+            return False
+        if len(probe_records) > 1:
+            # One record is probe enough, and leaves the rest for the next probes.
+            parts = self._split(probe, probe_records, 1, split=False)
+            if parts is not None:
+                probe, probe_records = parts[0], probe_records[:1]
+        result = self._export(probe, probe_records)
+        if result is not LogRecordExportResult.SUCCESS:
+            if result is not None:
+                with self._lock:
+                    self._failed_exports += 1
+            return False  # the receiver is down (or the probe was discarded): wait
+        self._finish(probe, rejected=False)
+        # The receiver accepts records right now: try this one again at once.
+        result = self._export(head, records)
+        if result is None:
+            return True
+        if result is LogRecordExportResult.SUCCESS:
+            self._finish(head, rejected=False)  # it was down after all; the probe went first
+            return True
+        with self._lock:
+            self._failed_exports += 1
+            head.refusals += 1
+            refused = head.refusals >= self._probe_after
+        if refused:
+            self._reject(head, records[0])
+        return refused
+
+    def _split(
+        self, batch: _Batch, records: list[ReadableLogRecord], at: int, *, split: bool
+    ) -> list[_Batch] | None:
+        """Replace a waiting batch by ``records[:at]`` and ``records[at:]``, in its place.
+
+        ``None`` if the parts could not be spooled (the batch is then left as it is).
+        """
+        first, second = records[:at], records[at:]
+        first_bytes = min(sum(record_size(r) for r in first), batch.nbytes)
+        parts = [
+            _Batch(first, len(first), first_bytes, split=split),
+            _Batch(second, len(second), batch.nbytes - first_bytes, split=split),
+        ]
+        spool = self._spool if batch.spooled is not None else None
+        if spool is not None and batch.spooled is not None:
+            # The parts are written next to the batch (named to sort in its
+            # place) before its file goes: a crash in between sends them twice,
+            # never loses them.
+            try:
+                for number, part in enumerate(parts, 1):
+                    assert part.records is not None
+                    part.spooled = spool.write_part(batch.spooled, number, part.records, part.nbytes)
+            except OSError as exc:
+                for part in parts:
+                    if part.spooled is not None:
+                        spool.remove(part.spooled)
+                self._throttle.warn("spool-write", f"could not write to the spool: {exc}")
+                return None
+        with self._lock:
+            pending = self._pending
+            index = next((i for i, b in enumerate(pending) if b is batch), None)
+            if index is not None:
+                pending[index] = parts[1]
+                pending.insert(index, parts[0])
+                if index == 0:
+                    self._backoff = self._retry_initial  # a new head: its own backoff
+                    self._set_head_locked()
+        if spool is not None and batch.spooled is not None:
+            stale = [batch.spooled] if index is not None else [p.spooled for p in parts if p.spooled]
+            for spooled in stale:
+                spool.remove(spooled)
+        return parts if index is not None else None
+
+    def _reject(self, batch: _Batch, record: ReadableLogRecord) -> None:
+        """Discard a single record the receiver refuses while it accepts others."""
+        kept = ""
+        if batch.spooled is not None and self._spool is not None:
+            aside = self._spool.set_aside(batch.spooled, ".rejected")
+            if aside is not None:
+                kept = f"; kept as {aside.name}"
+        log_record = record.log_record
+        scope = record.instrumentation_scope
+        severity = log_record.severity_text or (
+            log_record.severity_number.name if log_record.severity_number is not None else "-"
+        )
+        self._throttle.warn(
+            "refused",
+            f"the receiver refused a record {batch.refusals} times while accepting others; "
+            f"rejected it: {scope.name if scope is not None else '-'} {severity}: "
+            f"{str(log_record.body)[:80]!r}{kept}",
+        )
+        self._finish(batch, rejected=True)
+
     def _finish(self, batch: _Batch, *, rejected: bool) -> None:
         # The file goes first: once a flush reports the batch delivered, the
         # next process must not find it in the spool.
         if batch.spooled is not None and self._spool is not None:
             self._spool.remove(batch.spooled)
         with self._lock:
-            if self._pending and self._pending[0] is batch:
-                self._pending.popleft()
+            pending = self._pending
+            # The head, or a batch behind it that was tried as a probe.
+            index = next((i for i, b in enumerate(pending) if b is batch), None)
+            if index is not None:
+                del pending[index]
                 self._held_records -= batch.count
                 self._held_bytes -= batch.nbytes
                 if rejected:
                     self._rejected += batch.count
                 else:
                     self._delivered += batch.count
-                    self._consecutive_failures = 0
-                self._backoff = self._retry_initial
-                self._retry_at = 0.0
-                self._set_head_locked()
+                if index == 0:
+                    if not rejected:
+                        self._consecutive_failures = 0
+                    self._backoff = self._retry_initial
+                    self._retry_at = 0.0
+                    self._set_head_locked()
             self._changed.notify_all()
 
     # -- flush and shutdown ------------------------------------------------------------
