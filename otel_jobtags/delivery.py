@@ -14,8 +14,9 @@ queue is full and loses a batch when the exporter gives up on it):
   timeout: this processor owns the retry loop, and ``shutdown`` interrupts it.
 - A batch that keeps failing is split down to the record the receiver refuses
   (if it refuses one); that record is rejected only once the receiver has
-  accepted other records right before refusing it again, so an outage never
-  loses anything (see ``probe_after_failures``).
+  accepted an empty export right after refusing it, several times, so an
+  outage never loses anything and no record is sent out of order (see
+  ``probe_after_failures``).
 - Everything the worker thread logs is marked internal (see
   :func:`otel_jobtags.handler.exporting`), so the pipeline's own trouble never
   enters the exported stream.
@@ -72,7 +73,8 @@ DEFAULT_SHUTDOWN_TIMEOUT = 5.0
 DEFAULT_RETRY_INITIAL = 0.5
 DEFAULT_RETRY_MAX = 5.0
 DEFAULT_PROBE_AFTER_FAILURES = 5
-"""Failures in a row of the head batch before the next waiting batch is also tried."""
+"""Failures in a row of the head batch before it is split; refusals of a single record
+before it is rejected."""
 
 RECORD_OVERHEAD = 1024
 """Bytes counted per record on top of its body's length.
@@ -151,7 +153,7 @@ class DeliveryStats:
     """Records dropped: the oldest, past the bound, and any logged after shutdown began."""
     rejected: int
     """Records discarded: the exporter raised on them, the receiver refused them alone
-    while accepting other records, or their spool file was corrupt."""
+    while accepting empty requests right after, or their spool file was corrupt."""
     failed_exports: int
     """Export attempts that failed (each is retried)."""
 
@@ -170,7 +172,7 @@ class _Batch:
     split: bool = False
     """A part of a batch that kept failing (split again at its first failure)."""
     refusals: int = 0
-    """For a single record: failed exports right after the receiver accepted a probe."""
+    """For a single record: failed exports followed by an empty export the receiver accepted."""
 
 
 class DeliveryProcessor(LogRecordProcessor):
@@ -187,9 +189,10 @@ class DeliveryProcessor(LogRecordProcessor):
         retry_initial: first backoff after a failed export, in seconds.
         retry_max: longest backoff between attempts, in seconds.
         probe_after_failures: after the head batch has failed this many times
-            in a row, also try the next waiting batch at each retry; if the
-            receiver accepts that one, the head is what it refuses: it is
-            split in halves, and a single record refused so is rejected.
+            in a row it is split in halves (and each part again at its first
+            failure); a single record that fails is followed by an empty
+            export, and once the receiver has accepted that this many times
+            right after refusing the record, the record is rejected.
         spool: write batches ahead to this spool and adopt what earlier
             processes left in it.
         throttle: where warnings go (stderr, throttled); a shared one by default.
@@ -554,10 +557,10 @@ class DeliveryProcessor(LogRecordProcessor):
             self._failed_exports += 1
             self._consecutive_failures += 1
             batch.failures += 1
-            probe = self._probe_for_locked(batch)
-        if batch.count > 1 and batch.failures >= (1 if batch.split else self._probe_after):
-            self._split(batch, records, len(records) // 2, split=True)
-        elif probe is not None and self._refused(batch, records, probe):
+            persistent = batch.failures >= (1 if batch.split else self._probe_after)
+        if persistent and batch.count > 1:
+            self._split(batch, records)
+        elif persistent and self._refused(batch, records[0]):
             return
         with self._lock:
             if self._abandon:
@@ -608,64 +611,47 @@ class DeliveryProcessor(LogRecordProcessor):
     # So a head batch that has failed probe_after_failures times in a row is
     # split in halves, and each part again at its first failure: that loses
     # nothing and keeps the order, whatever the cause. A single record that
-    # keeps failing (as long, or left alone by splitting) is retried right
-    # after the next waiting record was tried too (a probe): refused
-    # probe_after_failures times right after the receiver accepted a probe, it
-    # is rejected. While the probes fail, the receiver is down: the record
-    # waits, as everything behind it does.
+    # keeps failing (as long, or left alone by splitting) is followed, at each
+    # failure, by an empty export (a probe): the OTLP exporters send it as a
+    # real, empty request, so it succeeds only if the receiver is up and
+    # accepting. Refused probe_after_failures times with a probe accepted
+    # right after, the record is rejected. While the probes fail, the receiver
+    # is down: the record waits, as everything behind it does. The probe
+    # carries no record, so nothing is sent out of order, and it needs
+    # nothing logged after the refused record.
 
-    def _probe_for_locked(self, head: _Batch) -> _Batch | None:
-        # A record left alone by splitting has failed probe_after_failures
-        # times already, in its batch.
-        threshold = 1 if head.split else self._probe_after
-        if head.count > 1 or head.failures < threshold or len(self._pending) < 2:
-            return None
-        return self._pending[1]
-
-    def _refused(self, head: _Batch, records: list[ReadableLogRecord], probe: _Batch) -> bool:
-        """Probe, then retry the single record at the head; ``True`` if it is settled."""
-        probe_records = self._load(probe)
-        if probe_records is None:
+    def _refused(self, head: _Batch, record: ReadableLogRecord) -> bool:
+        """Probe after the single record at the head failed; ``True`` if it was rejected."""
+        assert self._exporter is not None
+        try:
+            with exporting():  # what the exporter logs meanwhile is internal
+                result = self._exporter.export([])
+        except Exception as exc:
+            # No evidence that the receiver accepts anything: keep the record.
+            self._throttle.warn(
+                "probe-raised", f"exporter raised {type(exc).__name__} on an empty export: {exc}"
+            )
             return False
-        if len(probe_records) > 1:
-            # One record is probe enough, and leaves the rest for the next probes.
-            parts = self._split(probe, probe_records, 1, split=False)
-            if parts is not None:
-                probe, probe_records = parts[0], probe_records[:1]
-        result = self._export(probe, probe_records)
         if result is not LogRecordExportResult.SUCCESS:
-            if result is not None:
-                with self._lock:
-                    self._failed_exports += 1
-            return False  # the receiver is down (or the probe was discarded): wait
-        self._finish(probe, rejected=False)
-        # The receiver accepts records right now: try this one again at once.
-        result = self._export(head, records)
-        if result is None:
-            return True
-        if result is LogRecordExportResult.SUCCESS:
-            self._finish(head, rejected=False)  # it was down after all; the probe went first
-            return True
+            return False  # the receiver is down: wait
         with self._lock:
-            self._failed_exports += 1
+            if self._abandon or not self._pending or self._pending[0] is not head:
+                return False
             head.refusals += 1
             refused = head.refusals >= self._probe_after
         if refused:
-            self._reject(head, records[0])
+            self._reject(head, record)
         return refused
 
-    def _split(
-        self, batch: _Batch, records: list[ReadableLogRecord], at: int, *, split: bool
-    ) -> list[_Batch] | None:
-        """Replace a waiting batch by ``records[:at]`` and ``records[at:]``, in its place.
-
-        ``None`` if the parts could not be spooled (the batch is then left as it is).
-        """
+    def _split(self, batch: _Batch, records: list[ReadableLogRecord]) -> None:
+        """Replace the head batch by its two halves, in its place (it is left as it is if
+        the halves cannot be spooled)."""
+        at = len(records) // 2
         first, second = records[:at], records[at:]
         first_bytes = min(sum(record_size(r) for r in first), batch.nbytes)
         parts = [
-            _Batch(first, len(first), first_bytes, split=split),
-            _Batch(second, len(second), batch.nbytes - first_bytes, split=split),
+            _Batch(first, len(first), first_bytes, split=True),
+            _Batch(second, len(second), batch.nbytes - first_bytes, split=True),
         ]
         spool = self._spool if batch.spooled is not None else None
         if spool is not None and batch.spooled is not None:
@@ -681,21 +667,19 @@ class DeliveryProcessor(LogRecordProcessor):
                     if part.spooled is not None:
                         spool.remove(part.spooled)
                 self._throttle.warn("spool-write", f"could not write to the spool: {exc}")
-                return None
+                return
         with self._lock:
             pending = self._pending
-            index = next((i for i, b in enumerate(pending) if b is batch), None)
-            if index is not None:
-                pending[index] = parts[1]
-                pending.insert(index, parts[0])
-                if index == 0:
-                    self._backoff = self._retry_initial  # a new head: its own backoff
-                    self._set_head_locked()
+            replaced = bool(pending) and pending[0] is batch
+            if replaced:
+                pending.popleft()
+                pending.extendleft(reversed(parts))
+                self._backoff = self._retry_initial  # a new head: its own backoff
+                self._set_head_locked()
         if spool is not None and batch.spooled is not None:
-            stale = [batch.spooled] if index is not None else [p.spooled for p in parts if p.spooled]
+            stale = [batch.spooled] if replaced else [p.spooled for p in parts if p.spooled]
             for spooled in stale:
                 spool.remove(spooled)
-        return parts if index is not None else None
 
     def _reject(self, batch: _Batch, record: ReadableLogRecord) -> None:
         """Discard a single record the receiver refuses while it accepts others."""
@@ -711,7 +695,7 @@ class DeliveryProcessor(LogRecordProcessor):
         )
         self._throttle.warn(
             "refused",
-            f"the receiver refused a record {batch.refusals} times while accepting others; "
+            f"the receiver refused a record {batch.refusals} times while accepting empty requests; "
             f"rejected it: {scope.name if scope is not None else '-'} {severity}: "
             f"{str(log_record.body)[:80]!r}{kept}",
         )
@@ -723,23 +707,18 @@ class DeliveryProcessor(LogRecordProcessor):
         if batch.spooled is not None and self._spool is not None:
             self._spool.remove(batch.spooled)
         with self._lock:
-            pending = self._pending
-            # The head, or a batch behind it that was tried as a probe.
-            index = next((i for i, b in enumerate(pending) if b is batch), None)
-            if index is not None:
-                del pending[index]
+            if self._pending and self._pending[0] is batch:
+                self._pending.popleft()
                 self._held_records -= batch.count
                 self._held_bytes -= batch.nbytes
                 if rejected:
                     self._rejected += batch.count
                 else:
                     self._delivered += batch.count
-                if index == 0:
-                    if not rejected:
-                        self._consecutive_failures = 0
-                    self._backoff = self._retry_initial
-                    self._retry_at = 0.0
-                    self._set_head_locked()
+                    self._consecutive_failures = 0
+                self._backoff = self._retry_initial
+                self._retry_at = 0.0
+                self._set_head_locked()
             self._changed.notify_all()
 
     # -- flush and shutdown ------------------------------------------------------------

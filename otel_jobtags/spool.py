@@ -11,7 +11,7 @@ Layout of the directory::
     <owner>.lock              held (flock) by the live process that owns <owner>
     <owner>-<seq>.batch       one batch of records, seq in write order
     <name>.batch.corrupt      a batch that failed its checks, kept for inspection
-    <name>.batch.rejected     a record the receiver refused while accepting others
+    <name>.batch.rejected     a record the receiver refused while accepting empty requests
 
 ``<owner>`` is ``<start time ns>-<pid>-<random>``, so names sort by the age of
 their process. A process adopts the batches of owners whose lock nobody holds
