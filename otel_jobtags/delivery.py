@@ -12,6 +12,11 @@ queue is full and loses a batch when the exporter gives up on it):
   capped exponential backoff until it is delivered; newer records wait behind
   it, so order is kept. The exporter should be given a short per-attempt
   timeout: this processor owns the retry loop, and ``shutdown`` interrupts it.
+- A batch that keeps failing is split down to the record the receiver refuses
+  (if it refuses one); that record is rejected only once the receiver has
+  accepted an empty export right after refusing it, several times, so an
+  outage never loses anything and no record is sent out of order (see
+  ``probe_after_failures``).
 - Everything the worker thread logs is marked internal (see
   :func:`otel_jobtags.handler.exporting`), so the pipeline's own trouble never
   enters the exported stream.
@@ -52,6 +57,7 @@ __all__ = [
     "DEFAULT_MAX_BATCH_SIZE",
     "DEFAULT_MAX_QUEUE_BYTES",
     "DEFAULT_MAX_QUEUE_RECORDS",
+    "DEFAULT_PROBE_AFTER_FAILURES",
     "DEFAULT_SHUTDOWN_TIMEOUT",
     "DeliveryProcessor",
     "DeliveryStats",
@@ -66,6 +72,9 @@ DEFAULT_SCHEDULE_DELAY = 0.5
 DEFAULT_SHUTDOWN_TIMEOUT = 5.0
 DEFAULT_RETRY_INITIAL = 0.5
 DEFAULT_RETRY_MAX = 5.0
+DEFAULT_PROBE_AFTER_FAILURES = 5
+"""Failures in a row of the head batch before it is split; refusals of a single record
+before it is rejected."""
 
 RECORD_OVERHEAD = 1024
 """Bytes counted per record on top of its body's length.
@@ -143,12 +152,13 @@ class DeliveryStats:
     dropped: int
     """Records dropped: the oldest, past the bound, and any logged after shutdown began."""
     rejected: int
-    """Records discarded because the exporter raised on them, or their spool file was corrupt."""
+    """Records discarded: the exporter raised on them, the receiver refused them alone
+    while accepting empty requests right after, or their spool file was corrupt."""
     failed_exports: int
     """Export attempts that failed (each is retried)."""
 
 
-@dataclass
+@dataclass(eq=False)
 class _Batch:
     records: list[ReadableLogRecord] | None
     """The records, or ``None`` while they wait compacted or on disk only."""
@@ -157,6 +167,12 @@ class _Batch:
     spooled: SpooledBatch | None = None
     payload: bytes | None = None
     """The records serialized (as in the spool), while they wait in memory."""
+    failures: int = 0
+    """Failed exports in a row while this batch was at the head."""
+    split: bool = False
+    """A part of a batch that kept failing (split again at its first failure)."""
+    refusals: int = 0
+    """For a single record: failed exports followed by an empty export the receiver accepted."""
 
 
 class DeliveryProcessor(LogRecordProcessor):
@@ -172,6 +188,11 @@ class DeliveryProcessor(LogRecordProcessor):
         shutdown_timeout: seconds :meth:`shutdown` may spend delivering what is left.
         retry_initial: first backoff after a failed export, in seconds.
         retry_max: longest backoff between attempts, in seconds.
+        probe_after_failures: after the head batch has failed this many times
+            in a row it is split in halves (and each part again at its first
+            failure); a single record that fails is followed by an empty
+            export, and once the receiver has accepted that this many times
+            right after refusing the record, the record is rejected.
         spool: write batches ahead to this spool and adopt what earlier
             processes left in it.
         throttle: where warnings go (stderr, throttled); a shared one by default.
@@ -194,6 +215,7 @@ class DeliveryProcessor(LogRecordProcessor):
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         retry_initial: float = DEFAULT_RETRY_INITIAL,
         retry_max: float = DEFAULT_RETRY_MAX,
+        probe_after_failures: int = DEFAULT_PROBE_AFTER_FAILURES,
         spool: Spool | None = None,
         throttle: _diagnostics.Throttle | None = None,
         fork_exporter: Callable[[], LogRecordExporter] | None = None,
@@ -203,6 +225,7 @@ class DeliveryProcessor(LogRecordProcessor):
             ("max_queue_records", max_queue_records),
             ("max_queue_bytes", max_queue_bytes),
             ("max_batch_size", max_batch_size),
+            ("probe_after_failures", probe_after_failures),
         ):
             if value < 1:
                 raise ConfigError(f"Invalid {name}={value!r}: use a whole number greater than 0")
@@ -217,6 +240,7 @@ class DeliveryProcessor(LogRecordProcessor):
         self.shutdown_timeout = shutdown_timeout
         self._retry_initial = retry_initial
         self._retry_max = retry_max
+        self._probe_after = probe_after_failures
         self._spool = spool
         self._throttle = throttle or _diagnostics._default
         self._queue: deque[ReadWriteLogRecord] = deque()
@@ -518,27 +542,11 @@ class DeliveryProcessor(LogRecordProcessor):
                     time.sleep(0.1)
 
     def _send(self, batch: _Batch) -> None:
-        records = batch.records
-        if records is None and batch.payload is not None:
-            records = decode_batch(batch.payload)
-        elif records is None and batch.spooled is not None and self._spool is not None:
-            try:
-                records = self._spool.read(batch.spooled)
-            except (SpoolError, OSError) as exc:
-                self._spool.quarantine(batch.spooled.path, str(exc))
-                self._finish(batch, rejected=True)
-                return
-        assert records is not None and self._exporter is not None
-        try:
-            result = self._exporter.export(records)
-        except Exception as exc:
-            # An exporter that raises (rather than reporting FAILURE) will raise
-            # again on the same records: retrying would stall everything behind them.
-            self._throttle.warn(
-                "export-raised",
-                f"exporter raised {type(exc).__name__}: {exc}; discarded {batch.count} records",
-            )
-            self._finish(batch, rejected=True)
+        records = self._load(batch)
+        if records is None:
+            return
+        result = self._export(batch, records)
+        if result is None:
             return
         if result is LogRecordExportResult.SUCCESS:
             self._finish(batch, rejected=False)
@@ -548,6 +556,15 @@ class DeliveryProcessor(LogRecordProcessor):
                 return
             self._failed_exports += 1
             self._consecutive_failures += 1
+            batch.failures += 1
+            persistent = batch.failures >= (1 if batch.split else self._probe_after)
+        if persistent and batch.count > 1:
+            self._split(batch, records)
+        elif persistent and self._refused(batch, records[0]):
+            return
+        with self._lock:
+            if self._abandon:
+                return
             delay = self._backoff * random.uniform(0.8, 1.2)
             self._backoff = min(self._backoff * 2, self._retry_max)
             self._retry_at = time.monotonic() + delay
@@ -556,6 +573,133 @@ class DeliveryProcessor(LogRecordProcessor):
             "export-failed",
             f"export failed; {waiting} records waiting, retrying in {delay:.1f}s (records are kept)",
         )
+
+    def _load(self, batch: _Batch) -> list[ReadableLogRecord] | None:
+        """The batch's records; ``None`` if its spool file is bad (the batch is then rejected)."""
+        records = batch.records
+        if records is None and batch.payload is not None:
+            records = decode_batch(batch.payload)
+        elif records is None and batch.spooled is not None and self._spool is not None:
+            try:
+                records = self._spool.read(batch.spooled)
+            except (SpoolError, OSError) as exc:
+                self._spool.quarantine(batch.spooled.path, str(exc))
+                self._finish(batch, rejected=True)
+                return None
+        assert records is not None
+        return records
+
+    def _export(self, batch: _Batch, records: list[ReadableLogRecord]) -> LogRecordExportResult | None:
+        """The exporter's result; ``None`` if it raised (the batch is then rejected)."""
+        assert self._exporter is not None
+        try:
+            return self._exporter.export(records)
+        except Exception as exc:
+            # An exporter that raises (rather than reporting FAILURE) will raise
+            # again on the same records: retrying would stall everything behind them.
+            self._throttle.warn(
+                "export-raised",
+                f"exporter raised {type(exc).__name__}: {exc}; discarded {batch.count} records",
+            )
+            self._finish(batch, rejected=True)
+            return None
+
+    # -- a batch the receiver refuses ---------------------------------------------------
+    # The exporter's FAILURE does not say whether the receiver is down (keep
+    # everything) or refuses this batch (HTTP 400/413, one malformed record),
+    # and retrying a refused batch for ever holds up everything behind it.
+    # So a head batch that has failed probe_after_failures times in a row is
+    # split in halves, and each part again at its first failure: that loses
+    # nothing and keeps the order, whatever the cause. A single record that
+    # keeps failing (as long, or left alone by splitting) is followed, at each
+    # failure, by an empty export (a probe): the OTLP exporters send it as a
+    # real, empty request, so it succeeds only if the receiver is up and
+    # accepting. Refused probe_after_failures times with a probe accepted
+    # right after, the record is rejected. While the probes fail, the receiver
+    # is down: the record waits, as everything behind it does. The probe
+    # carries no record, so nothing is sent out of order, and it needs
+    # nothing logged after the refused record.
+
+    def _refused(self, head: _Batch, record: ReadableLogRecord) -> bool:
+        """Probe after the single record at the head failed; ``True`` if it was rejected."""
+        assert self._exporter is not None
+        try:
+            with exporting():  # what the exporter logs meanwhile is internal
+                result = self._exporter.export([])
+        except Exception as exc:
+            # No evidence that the receiver accepts anything: keep the record.
+            self._throttle.warn(
+                "probe-raised", f"exporter raised {type(exc).__name__} on an empty export: {exc}"
+            )
+            return False
+        if result is not LogRecordExportResult.SUCCESS:
+            return False  # the receiver is down: wait
+        with self._lock:
+            if self._abandon or not self._pending or self._pending[0] is not head:
+                return False
+            head.refusals += 1
+            refused = head.refusals >= self._probe_after
+        if refused:
+            self._reject(head, record)
+        return refused
+
+    def _split(self, batch: _Batch, records: list[ReadableLogRecord]) -> None:
+        """Replace the head batch by its two halves, in its place (it is left as it is if
+        the halves cannot be spooled)."""
+        at = len(records) // 2
+        first, second = records[:at], records[at:]
+        first_bytes = min(sum(record_size(r) for r in first), batch.nbytes)
+        parts = [
+            _Batch(first, len(first), first_bytes, split=True),
+            _Batch(second, len(second), batch.nbytes - first_bytes, split=True),
+        ]
+        spool = self._spool if batch.spooled is not None else None
+        if spool is not None and batch.spooled is not None:
+            # The parts are written next to the batch (named to sort in its
+            # place) before its file goes: a crash in between sends them twice,
+            # never loses them.
+            try:
+                for number, part in enumerate(parts, 1):
+                    assert part.records is not None
+                    part.spooled = spool.write_part(batch.spooled, number, part.records, part.nbytes)
+            except OSError as exc:
+                for part in parts:
+                    if part.spooled is not None:
+                        spool.remove(part.spooled)
+                self._throttle.warn("spool-write", f"could not write to the spool: {exc}")
+                return
+        with self._lock:
+            pending = self._pending
+            replaced = bool(pending) and pending[0] is batch
+            if replaced:
+                pending.popleft()
+                pending.extendleft(reversed(parts))
+                self._backoff = self._retry_initial  # a new head: its own backoff
+                self._set_head_locked()
+        if spool is not None and batch.spooled is not None:
+            stale = [batch.spooled] if replaced else [p.spooled for p in parts if p.spooled]
+            for spooled in stale:
+                spool.remove(spooled)
+
+    def _reject(self, batch: _Batch, record: ReadableLogRecord) -> None:
+        """Discard a single record the receiver refuses while it accepts others."""
+        kept = ""
+        if batch.spooled is not None and self._spool is not None:
+            aside = self._spool.set_aside(batch.spooled, ".rejected")
+            if aside is not None:
+                kept = f"; kept as {aside.name}"
+        log_record = record.log_record
+        scope = record.instrumentation_scope
+        severity = log_record.severity_text or (
+            log_record.severity_number.name if log_record.severity_number is not None else "-"
+        )
+        self._throttle.warn(
+            "refused",
+            f"the receiver refused a record {batch.refusals} times while accepting empty requests; "
+            f"rejected it: {scope.name if scope is not None else '-'} {severity}: "
+            f"{str(log_record.body)[:80]!r}{kept}",
+        )
+        self._finish(batch, rejected=True)
 
     def _finish(self, batch: _Batch, *, rejected: bool) -> None:
         # The file goes first: once a flush reports the batch delivered, the

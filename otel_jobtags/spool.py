@@ -11,6 +11,7 @@ Layout of the directory::
     <owner>.lock              held (flock) by the live process that owns <owner>
     <owner>-<seq>.batch       one batch of records, seq in write order
     <name>.batch.corrupt      a batch that failed its checks, kept for inspection
+    <name>.batch.rejected     a record the receiver refused while accepting empty requests
 
 ``<owner>`` is ``<start time ns>-<pid>-<random>``, so names sort by the age of
 their process. A process adopts the batches of owners whose lock nobody holds
@@ -305,10 +306,24 @@ class Spool:
     # -- batches -------------------------------------------------------------
     def write(self, records: Sequence[ReadableLogRecord], nbytes: int) -> SpooledBatch:
         """Write a batch durably enough to survive the process (not the machine: no fsync)."""
-        payload = encode_batch(records)
-        header = _HEADER.pack(MAGIC, VERSION, len(records), nbytes, len(payload), zlib.crc32(payload))
         with self._mutex:
             path = self._next_path()
+        return self._write(path, records, nbytes)
+
+    def write_part(
+        self, parent: SpooledBatch, number: int, records: Sequence[ReadableLogRecord], nbytes: int
+    ) -> SpooledBatch:
+        """Write part ``number`` of a batch being split, named to sort in the batch's place.
+
+        ``<owner>-<seq>.batch`` splits into ``<owner>-<seq>.1.batch`` and
+        ``<owner>-<seq>.2.batch``, which sort before ``<owner>-<seq+1>.batch``.
+        """
+        stem = parent.path.name[: -len(_SUFFIX)]
+        return self._write(parent.path.with_name(f"{stem}.{number}{_SUFFIX}"), records, nbytes)
+
+    def _write(self, path: Path, records: Sequence[ReadableLogRecord], nbytes: int) -> SpooledBatch:
+        payload = encode_batch(records)
+        header = _HEADER.pack(MAGIC, VERSION, len(records), nbytes, len(payload), zlib.crc32(payload))
         tmp = path.with_name("." + path.name + ".tmp")
         with open(tmp, "wb") as f:
             f.write(header)
@@ -348,6 +363,15 @@ class Spool:
         _diagnostics.write(f"skipping spool file {path}: {reason}; kept as {path.name}.corrupt")
         with contextlib.suppress(OSError):
             os.rename(path, path.with_name(path.name + ".corrupt"))
+
+    def set_aside(self, batch: SpooledBatch, suffix: str) -> Path | None:
+        """Rename a batch ``*<suffix>`` (e.g. ``.rejected``): kept for inspection, never sent again."""
+        aside = batch.path.with_name(batch.path.name + suffix)
+        try:
+            os.rename(batch.path, aside)
+        except OSError:
+            return None
+        return aside
 
     def close(self) -> None:
         """Give up ownership; batches left behind are adopted by the next process."""

@@ -17,21 +17,23 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
-from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from support.otlp import GrpcReceiver, HttpReceiver, ReceivedLog, free_port
 
 import otel_jobtags as oj
-from otel_jobtags.delivery import RECORD_OVERHEAD
-from otel_jobtags.spool import Spool
+from otel_jobtags._diagnostics import Throttle
+from otel_jobtags.delivery import RECORD_OVERHEAD, DeliveryProcessor
+from otel_jobtags.spool import Spool, SpooledBatch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -280,6 +282,256 @@ def test_with_a_spool_the_bound_drops_the_oldest_waiting_batch_and_its_file(
         failed_exports=installation.stats.failed_exports,
     )
     assert _batch_files(tmp_path) == []
+
+
+# -- a record the receiver refuses ------------------------------------------------------
+
+
+class _RefusingExporter(InMemoryLogRecordExporter):
+    """Fails every batch holding a record whose body has "POISON", as a receiver answering
+    HTTP 400 to one malformed record does; while ``down``, fails every batch. An empty
+    batch succeeds unless ``down``, as with the OTLP exporters (an empty request)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+        self.probes = 0
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:  # type: ignore[override]
+        if not batch:
+            self.probes += 1
+        if self.down or any("POISON" in str(r.log_record.body) for r in batch):
+            return LogRecordExportResult.FAILURE
+        return super().export(batch)
+
+    def bodies(self) -> list[str]:
+        return [str(r.log_record.body) for r in self.get_finished_logs()]
+
+
+# Retries every 10-50 ms. Partial batches are formed only on a flush or after
+# a failure, so that the batches are the same at every run.
+_FAST_RETRY: dict[str, Any] = {"schedule_delay": 5.0, "retry_initial": 0.01, "retry_max": 0.05}
+
+
+@contextmanager
+def _logging_to(processor: DeliveryProcessor) -> Iterator[logging.Logger]:
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    log = logging.getLogger("app.refused")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    handler = oj.JobTagHandler(provider)
+    log.addHandler(handler)
+    try:
+        yield log
+    finally:
+        log.removeHandler(handler)
+        log.propagate = True
+        processor.shutdown()
+
+
+def _refused_lines(err: str) -> list[str]:
+    return [line for line in _stderr_lines(err) if "the receiver refused" in line]
+
+
+def test_a_record_the_receiver_refuses_is_rejected_and_reported_and_the_others_are_delivered_in_order(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sink = _RefusingExporter()
+    processor = DeliveryProcessor(
+        sink, max_batch_size=10, probe_after_failures=3, throttle=Throttle(), **_FAST_RETRY
+    )
+    poison = "POISON " + "x" * 100
+    with _logging_to(processor) as log:
+        for i in range(25):
+            log.info("before %d", i)
+        log.error(poison)  # in the third batch of ten, with before 20-24 and after 0-3
+        for i in range(74):
+            log.info("after %d", i)
+        assert processor.force_flush(30_000)
+        stats = processor.stats
+
+    assert sink.bodies() == [f"before {i}" for i in range(25)] + [f"after {i}" for i in range(74)]
+    # 3 failures of its batch, 1 of each part holding it (split at its first
+    # failure: 5 records, then 2), then 3 on its own, each followed by an
+    # accepted empty export (not counted: it sends no record).
+    assert stats == oj.DeliveryStats(
+        emitted=100, delivered=99, queued=0, dropped=0, rejected=1, failed_exports=3 + 2 + 3
+    )
+    assert sink.probes == 3
+    assert _refused_lines(capsys.readouterr().err) == [
+        "otel-jobtags: the receiver refused a record 3 times while accepting empty requests; "
+        f"rejected it: app.refused ERROR: {poison[:80]!r}"
+    ]
+
+
+def test_a_refused_record_logged_last_is_rejected_with_nothing_behind_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sink = _RefusingExporter()
+    processor = DeliveryProcessor(
+        sink, max_batch_size=10, probe_after_failures=3, throttle=Throttle(), **_FAST_RETRY
+    )
+    with _logging_to(processor) as log:
+        for i in range(10):  # one full batch
+            log.info("before %d", i)
+        log.error("POISON last")  # alone in the batch the flush forms, nothing behind it
+        assert processor.force_flush(30_000)
+        stats = processor.stats
+
+    assert sink.bodies() == [f"before {i}" for i in range(10)]
+    # 3 failures before it is probed at all (a batch of one is not split), then
+    # 2 more: 3 failures each followed by an accepted empty export.
+    assert stats == oj.DeliveryStats(
+        emitted=11, delivered=10, queued=0, dropped=0, rejected=1, failed_exports=3 + 2
+    )
+    assert sink.probes == 3
+    assert _refused_lines(capsys.readouterr().err) == [
+        "otel-jobtags: the receiver refused a record 3 times while accepting empty requests; "
+        "rejected it: app.refused ERROR: 'POISON last'"
+    ]
+
+
+def test_a_refused_batch_is_split_until_its_other_records_are_delivered_in_order() -> None:
+    sink = _RefusingExporter()
+    processor = DeliveryProcessor(
+        sink, max_batch_size=100, probe_after_failures=2, throttle=Throttle(), **_FAST_RETRY
+    )
+    with _logging_to(processor) as log:
+        for i in range(100):  # one batch
+            log.info("record %d POISON" if i == 37 else "record %d", i)
+        for i in range(300):
+            log.info("after %d", i)
+        assert processor.force_flush(30_000)
+        stats = processor.stats
+
+    assert sink.bodies() == [f"record {i}" for i in range(100) if i != 37] + [
+        f"after {i}" for i in range(300)
+    ]
+    assert stats == oj.DeliveryStats(
+        emitted=400, delivered=399, queued=0, dropped=0, rejected=1, failed_exports=stats.failed_exports
+    )
+
+
+def test_an_exporter_that_fails_empty_exports_never_gets_a_record_rejected() -> None:
+    class FailingEmpty(_RefusingExporter):
+        def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:  # type: ignore[override]
+            result = super().export(batch)
+            return result if batch else LogRecordExportResult.FAILURE
+
+    sink = FailingEmpty()
+    processor = DeliveryProcessor(
+        sink,
+        max_batch_size=2,
+        probe_after_failures=2,
+        shutdown_timeout=0.5,
+        throttle=Throttle(),
+        **_FAST_RETRY,
+    )
+    with _logging_to(processor) as log:
+        log.error("POISON")
+        log.info("after")  # a full batch: sent at once
+        deadline = time.monotonic() + 30
+        while sink.probes < 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stats = processor.stats
+
+    # No evidence that the receiver accepts anything: kept, as during an outage.
+    assert sink.probes >= 10
+    assert stats.rejected == 0 and stats.queued == 2 and sink.bodies() == []
+
+
+def test_during_an_outage_failing_batches_are_never_rejected(
+    receiver: GrpcReceiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+    class Counting(OTLPLogExporter):
+        """The real exporter, recording the results of the empty exports (probes)."""
+
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.probes: list[LogRecordExportResult] = []
+
+        def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+            result = super().export(batch)
+            if not batch:
+                self.probes.append(result)
+            return result
+
+    exporter = Counting(endpoint=receiver.endpoint, insecure=True, timeout=0.5)
+    processor = DeliveryProcessor(
+        exporter, max_batch_size=20, probe_after_failures=2, throttle=Throttle(), **_FAST_RETRY
+    )
+    with _logging_to(processor) as log:
+        for i in range(50):
+            log.info("record %d", i)
+        assert processor.force_flush(10_000)
+        receiver.stop()
+        for i in range(50, 250):
+            log.info("record %d", i)
+        # Long enough for the head batch to be split down to one record (after
+        # 2 + 4 failures) and for that record to fail and be probed 6 times:
+        # 3 times as many as would reject it, were the probes not failing too.
+        deadline = time.monotonic() + 60
+        while len(exporter.probes) < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(exporter.probes) >= 6
+        assert set(exporter.probes) == {LogRecordExportResult.FAILURE}
+        assert processor.stats.rejected == 0
+        receiver.start()
+        for i in range(250, 300):
+            log.info("record %d", i)
+        assert processor.force_flush(30_000)
+        stats = processor.stats
+
+    # Nothing sent out of order, nothing twice, after the outage either.
+    assert [r.body for r in receiver.wait_for(300, timeout=5)] == [f"record {i}" for i in range(300)]
+    assert stats == oj.DeliveryStats(
+        emitted=300, delivered=300, queued=0, dropped=0, rejected=0, failed_exports=stats.failed_exports
+    )
+    assert _refused_lines(capsys.readouterr().err) == []
+
+
+def test_with_a_spool_a_refused_record_is_set_aside_and_not_sent_again_by_the_next_process(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A process that died with two batches on disk, the first holding a
+    # record the receiver refuses.
+    dead = Spool(tmp_path)
+    dead.write(_spooled_records("good 0", "good 1", "POISON 2", "good 3"), 400)
+    dead.write(_spooled_records(*(f"good {i}" for i in range(4, 10))), 600)
+    dead.close()
+
+    sink = _RefusingExporter()
+    processor = DeliveryProcessor(
+        sink, spool=Spool(tmp_path), probe_after_failures=2, throttle=Throttle(), **_FAST_RETRY
+    )
+    assert processor.force_flush(30_000)
+    stats = processor.stats
+    processor.shutdown()
+
+    assert sink.bodies() == [f"good {i}" for i in range(10) if i != 2]
+    assert stats == oj.DeliveryStats(
+        emitted=10, delivered=9, queued=0, dropped=0, rejected=1, failed_exports=stats.failed_exports
+    )
+    assert _batch_files(tmp_path) == []
+    (aside,) = [p for p in tmp_path.iterdir() if p.name.endswith(".batch.rejected")]
+    assert [r.log_record.body for r in Spool(tmp_path).read(SpooledBatch(aside, 1, 100))] == ["POISON 2"]
+    assert _refused_lines(capsys.readouterr().err) == [
+        "otel-jobtags: the receiver refused a record 2 times while accepting empty requests; "
+        f"rejected it: app INFO: 'POISON 2'; kept as {aside.name}"
+    ]
+
+    accepting = InMemoryLogRecordExporter()
+    following = DeliveryProcessor(accepting, spool=Spool(tmp_path), **_FAST_RETRY)
+    assert following.force_flush(10_000)
+    following.shutdown()
+    assert following.stats == oj.DeliveryStats(
+        emitted=0, delivered=0, queued=0, dropped=0, rejected=0, failed_exports=0
+    )
+    assert accepting.get_finished_logs() == ()
+    assert aside.exists()
 
 
 # -- stderr ---------------------------------------------------------------------------
