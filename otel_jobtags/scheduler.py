@@ -43,7 +43,6 @@ import copy
 import inspect
 import logging
 import secrets
-import sys
 import threading
 import time
 import traceback
@@ -241,38 +240,35 @@ class _Run:
     def close(self) -> None:
         _context._current.reset(self.token)
 
+    def __enter__(self) -> _Run:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # The run record is written inside the job context, which ends after it.
+        try:
+            self.end(None if exc_type is None else (exc_type, exc, tb))  # type: ignore[arg-type]
+        finally:
+            self.close()
+
 
 def _in_context(func: Callable[..., Any], spec: _RunSpec, cursor: _Cursor) -> Callable[..., Any]:
     """``func`` wrapped to run in a fresh run of the job; a coroutine function stays one."""
     if iscoroutinefunction_partial(func):
 
         async def run_coroutine(*args: Any, **kwargs: Any) -> Any:
-            run = _Run(spec, cursor)
-            try:
-                result = await func(*args, **kwargs)
-            except BaseException:
-                run.end(sys.exc_info())  # type: ignore[arg-type]
-                raise
-            else:
-                run.end(None)
-                return result
-            finally:
-                run.close()
+            with _Run(spec, cursor):
+                return await func(*args, **kwargs)
 
         return run_coroutine
 
     def run_function(*args: Any, **kwargs: Any) -> Any:
-        run = _Run(spec, cursor)
-        try:
-            result = func(*args, **kwargs)
-        except BaseException:
-            run.end(sys.exc_info())  # type: ignore[arg-type]
-            raise
-        else:
-            run.end(None)
-            return result
-        finally:
-            run.close()
+        with _Run(spec, cursor):
+            return func(*args, **kwargs)
 
     return run_function
 
