@@ -764,16 +764,30 @@ def _wait_child(pid: int, timeout: float) -> int:
     raise AssertionError(f"child {pid} did not finish in {timeout}s (deadlock?)")
 
 
+@pytest.fixture
+def http_receiver() -> Iterator[HttpReceiver]:
+    # Fork tests export over OTLP/HTTP: gRPC's C core is not fork-safe unless
+    # GRPC_ENABLE_FORK_SUPPORT is set before grpc loads, and a child using it
+    # crashed now and then in a process full of other tests' gRPC state.
+    rx = HttpReceiver()
+    rx.start()
+    yield rx
+    rx.stop()
+
+
 def test_a_forked_child_exports_its_own_records_as_its_own_process(
-    receiver: GrpcReceiver, registry: oj.TagRegistry
+    http_receiver: HttpReceiver, registry: oj.TagRegistry
 ) -> None:
+    receiver = http_receiver
     # Only our handler on this logger: the test is about our locks. (A stdlib
     # stream handler written to by another thread during fork can hang the
     # child on the stream's own buffer lock, whoever installed it.)
     log = logging.getLogger("forking")
     log.propagate = False
     log.setLevel(logging.INFO)
-    installation = oj.install(registry, endpoint=receiver.endpoint, service_name="forking", logger=log)
+    installation = oj.install(
+        registry, endpoint=receiver.base_url, protocol="http/protobuf", service_name="forking", logger=log
+    )
     for i in range(100):
         log.info("parent %d", i)  # still queued at the fork
     # Another thread logging hard while the process forks: nothing may deadlock.
@@ -828,9 +842,12 @@ def _child_job(count: int) -> None:
 
 
 def test_multiprocessing_fork_children_export_their_records(
-    receiver: GrpcReceiver, registry: oj.TagRegistry
+    http_receiver: HttpReceiver, registry: oj.TagRegistry
 ) -> None:
-    installation = oj.install(registry, endpoint=receiver.endpoint, service_name="pool")
+    receiver = http_receiver
+    installation = oj.install(
+        registry, endpoint=receiver.base_url, protocol="http/protobuf", service_name="pool"
+    )
     _app_logger().info("parent")
     context = multiprocessing.get_context("fork")
     children = [context.Process(target=_child_job, args=(20,)) for _ in range(2)]
