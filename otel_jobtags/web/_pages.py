@@ -80,7 +80,7 @@ def level_counts(by_level: dict[str, int]) -> str:
         for level in reversed(LEVELS)
         if by_level.get(level)
     ]
-    return "".join(pills) or '<span class="muted">none</span>'
+    return " ".join(pills) or '<span class="muted">none</span>'
 
 
 def status_counts(rows: Sequence[JobRow]) -> dict[str, int]:

@@ -241,3 +241,90 @@ def scenario() -> tuple[TagRegistry, list[NewRecord]]:
     log.line("LEGACY_SYNC", NOW - timedelta(hours=3), "WARNING", "account 7 skipped: locked")
     log.records.sort(key=lambda r: r.time_ns)
     return registry(), log.records
+
+
+@dataclass
+class Answer:
+    """What a WSGI app answered."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8")
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body)
+
+
+def call(
+    app: Any,
+    path: str,
+    query: str = "",
+    *,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    script_name: str = "",
+    body: bytes = b"",
+) -> Answer:
+    """One request to a WSGI app, in process."""
+    import io
+    from wsgiref.util import setup_testing_defaults
+
+    environ: dict[str, Any] = {}
+    setup_testing_defaults(environ)
+    environ.update(
+        REQUEST_METHOD=method,
+        PATH_INFO=path,
+        QUERY_STRING=query,
+        SCRIPT_NAME=script_name,
+        CONTENT_LENGTH=str(len(body)) if body else "",
+    )
+    environ["wsgi.input"] = io.BytesIO(body)
+    for name, value in (headers or {}).items():
+        environ["HTTP_" + name.upper().replace("-", "_")] = value
+    answer: dict[str, Any] = {}
+
+    def start_response(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        answer["status"] = int(status.split()[0])
+        answer["headers"] = dict(response_headers)
+
+    content = b"".join(app(environ, start_response))
+    return Answer(answer["status"], answer["headers"], content)
+
+
+def cells(html: str, row_attr: str = "data-job") -> dict[str, dict[str, str]]:
+    """The text of each cell (by its class) of each table row with ``row_attr`` (by its value)."""
+    from html.parser import HTMLParser
+
+    rows: dict[str, dict[str, str]] = {}
+
+    class Cells(HTMLParser):
+        row: str | None = None
+        cell: str | None = None
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            found = dict(attrs)
+            if tag == "tr" and found.get(row_attr):
+                self.row = found[row_attr]
+                rows[self.row] = {}
+            elif tag == "td" and self.row is not None:
+                self.cell = (found.get("class") or "").split(" ")[-1]
+                rows[self.row][self.cell] = ""
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag == "td":
+                self.cell = None
+            elif tag == "tr":
+                self.row = None
+
+        def handle_data(self, data: str) -> None:
+            if self.row is not None and self.cell is not None:
+                rows[self.row][self.cell] += data
+
+    Cells().feed(html)
+    return {row: {k: " ".join(v.split()) for k, v in found.items()} for row, found in rows.items()}
