@@ -21,7 +21,7 @@ TOKEN = "s3cret-token-for-tests"
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    registry, records = scenario()
+    _registry, records = scenario()
     with Store.open(tmp_path_factory.mktemp("view") / "jobs.db") as opened:
         opened.append(records)
         yield opened
