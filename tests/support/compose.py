@@ -16,9 +16,16 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from support.prerequisites import REPO_ROOT, PrerequisiteError, run_build_script
+from support.prerequisites import REPO_ROOT, PrerequisiteError, run_build_script, unavailable
 
-__all__ = ["BUILD_SCRIPT", "COMPOSE_FILE", "compose_config", "find_compose_command"]
+__all__ = [
+    "BUILD_SCRIPT",
+    "COMPOSE_FILE",
+    "compose_command_or_unavailable",
+    "compose_config",
+    "find_compose_command",
+    "run_compose",
+]
 
 COMPOSE_FILE: Path = REPO_ROOT / "docker-compose.yml"
 """The stack's compose file."""
@@ -59,20 +66,20 @@ def find_compose_command() -> list[str]:
     return [str(run_build_script(BUILD_SCRIPT, timeout=1800))]
 
 
-def compose_config(
+def run_compose(
     command: Sequence[str],
     *args: str,
     env: Mapping[str, str],
     compose_file: Path = COMPOSE_FILE,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``<command> -f <compose_file> config <args>`` with exactly ``env`` plus ``PATH`` and ``HOME``.
+    """Run ``<command> -f <compose_file> <args>`` with exactly ``env`` plus ``PATH`` and ``HOME``.
 
     The environment is not inherited, so that a variable set in the caller's
     shell (GRAFANA_ADMIN_PASSWORD, say) cannot change the verdict.
     """
     base = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
     return subprocess.run(
-        [*command, "-f", str(compose_file), "config", *args],
+        [*command, "-f", str(compose_file), *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -81,3 +88,21 @@ def compose_config(
         stdin=subprocess.DEVNULL,
         check=False,
     )
+
+
+def compose_command_or_unavailable() -> list[str]:
+    """:func:`find_compose_command` for a test: skips without it, fails without it in CI."""
+    try:
+        return find_compose_command()
+    except PrerequisiteError as exc:
+        unavailable(f"no Docker Compose to validate docker-compose.yml: {exc}")
+
+
+def compose_config(
+    command: Sequence[str],
+    *args: str,
+    env: Mapping[str, str],
+    compose_file: Path = COMPOSE_FILE,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``<command> -f <compose_file> config <args>``, as :func:`run_compose` does."""
+    return run_compose(command, "config", *args, env=env, compose_file=compose_file)
