@@ -16,7 +16,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from support.prerequisites import REPO_ROOT, PrerequisiteError, run_build_script, unavailable
+from support.prerequisites import REPO_ROOT, PrerequisiteError, check_version, run_build_script, unavailable
 
 __all__ = [
     "BUILD_SCRIPT",
@@ -59,11 +59,15 @@ def find_compose_command() -> list[str]:
         path = Path(named)
         if not (path.is_file() and os.access(path, os.X_OK)):
             raise PrerequisiteError(f"OTEL_JOBTAGS_COMPOSE={named!r} is not an executable file")
-        return [str(path)]
-    plugin = _docker_compose_plugin()
-    if plugin is not None:
-        return plugin
-    return [str(run_build_script(BUILD_SCRIPT, timeout=1800))]
+        command = [str(path)]
+    else:
+        command = _docker_compose_plugin() or [str(run_build_script(BUILD_SCRIPT, timeout=1800))]
+    check_version(
+        [*command, "version"],
+        r"\bDocker Compose version v?[2-9]\.",
+        what=f"Docker Compose {'(OTEL_JOBTAGS_COMPOSE) ' if named else ''}{' '.join(command)!r}",
+    )
+    return command
 
 
 def run_compose(
