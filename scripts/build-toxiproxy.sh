@@ -19,7 +19,6 @@
 # Environment:
 #   OTEL_JOBTAGS_CACHE  cache root (default: $HOME/.cache/otel-jobtags)
 #   GO                  go command to use (default: go on PATH, else /usr/local/go/bin/go)
-#   TOXIPROXY_VERSION   release to build (default: 2.5.0)
 set -euo pipefail
 
 script_name=build-toxiproxy
@@ -27,8 +26,8 @@ repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib/common.sh
 source "$repo_root/scripts/lib/common.sh"
 
-release=${TOXIPROXY_VERSION:-2.5.0}
-[[ $release =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "TOXIPROXY_VERSION must be x.y.z (got '$release')"
+# The release tests/support/toxiproxy.py expects (RELEASE there).
+release=2.5.0
 module=github.com/Shopify/toxiproxy/v2
 
 find_go

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -35,12 +36,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from support.otlp import free_port
-from support.prerequisites import REPO_ROOT, PrerequisiteError, run_build_script
+from support.prerequisites import REPO_ROOT, PrerequisiteError, check_version, run_build_script
 
 __all__ = ["BUILD_SCRIPT", "Proxy", "Toxiproxy", "ToxiproxyError", "find_toxiproxy_binary"]
 
 BUILD_SCRIPT: Path = REPO_ROOT / "scripts" / "build-toxiproxy.sh"
 """Builds (or finds in its cache) the Toxiproxy server and prints its path."""
+
+RELEASE = "2.5.0"
+"""The Toxiproxy release the build script builds and the tests expect."""
 
 BUILD_TIMEOUT_S = 600.0
 """A cold build downloads and compiles a few modules: well under a minute here."""
@@ -61,8 +65,14 @@ def find_toxiproxy_binary() -> Path:
         path = Path(named)
         if not (path.is_file() and os.access(path, os.X_OK)):
             raise PrerequisiteError(f"OTEL_JOBTAGS_TOXIPROXY={named!r} is not an executable file")
-        return path
-    return run_build_script(BUILD_SCRIPT, timeout=BUILD_TIMEOUT_S)
+    else:
+        path = run_build_script(BUILD_SCRIPT, timeout=BUILD_TIMEOUT_S)
+    check_version(
+        [str(path), "-version"],
+        rf"^toxiproxy-server version {re.escape(RELEASE)}$",
+        what=f"toxiproxy {'(OTEL_JOBTAGS_TOXIPROXY) ' if named else ''}at {path}",
+    )
+    return path
 
 
 class Proxy:
