@@ -73,3 +73,11 @@ class UntaggedJobError(UnknownJobError):
 
 class ConfigError(JobTagsError, ValueError):
     """A setting, from an argument or an environment variable, is invalid."""
+
+
+class StoreError(JobTagsError):
+    """The embedded store (``otel-jobtags serve``'s database) cannot do what was asked."""
+
+
+class StoreQueryError(StoreError, ValueError):
+    """A query of the embedded store has an invalid filter (the message names it and what to pass)."""
