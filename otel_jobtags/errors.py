@@ -90,3 +90,11 @@ class MissingExtraError(JobTagsError, ImportError):
             f"otel_jobtags.contrib.{extra} needs the {package!r} package: "
             f"install otel-jobtags[{extra}] (pip install 'otel-jobtags[{extra}]')"
         )
+
+
+class StoreError(JobTagsError):
+    """The embedded store (``otel-jobtags serve``'s database) cannot do what was asked."""
+
+
+class StoreQueryError(StoreError, ValueError):
+    """A query of the embedded store has an invalid filter (the message names it and what to pass)."""
