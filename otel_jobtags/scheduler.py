@@ -74,9 +74,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from . import context as _context
+from .attribution import report_internal_error as _report_internal_error
 from .context import ActiveJob, job_context
 from .errors import ConfigError, JobTagsError, UntaggedJobError
-from .handler import _report_internal_error
 from .runs import (
     ATTR_JOB_DURATION_MS,
     ATTR_JOB_OUTCOME,
