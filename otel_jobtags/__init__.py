@@ -20,8 +20,8 @@ from .context import ActiveJob, active_registry, bind, current_job, job_context,
 from .delivery import DeliveryProcessor, DeliveryStats
 from .errors import ConfigError, JobTagsError, TagError, UnknownJobError, UntaggedJobError
 from .handler import ATTR_JOB_ID, ATTR_JOB_RUN_ID, ATTR_JOB_TAG, JobTagFilter, JobTagFormatter, JobTagHandler
+from .logfiles import LineFormat, LogEntry, LogFilter, follow_job_logs, read_job_logs
 from .loki import LokiClient, LokiError, build_logql
-from .query import LineFormat, LogEntry, LogFilter, follow_job_logs, read_job_logs
 from .schedule import Cron, Interval, Manual, Schedule, parse_schedule
 from .summary import PeriodicSummary, SummarySnapshot
 from .tags import JobTag, TagRegistry, format_background_log

@@ -317,7 +317,7 @@ def _load_registry(args: argparse.Namespace) -> TagRegistry:
 
 
 def _level_arg(text: str) -> int:
-    from .query import parse_level
+    from .logfiles import parse_level
 
     try:
         level = parse_level(text)
@@ -328,7 +328,7 @@ def _level_arg(text: str) -> int:
 
 
 def _time_arg(text: str) -> datetime:
-    from .query import parse_time
+    from .logfiles import parse_time
 
     try:
         return parse_time(text)
@@ -436,7 +436,7 @@ def _cmd_logs(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from .query import DEFAULT_LINE_FORMAT, LineFormat, LogEntry, LogFilter
+    from .logfiles import DEFAULT_LINE_FORMAT, LineFormat, LogEntry, LogFilter
 
     parser: argparse.ArgumentParser = args.parser
     if args.follow and len(args.paths) != 1:

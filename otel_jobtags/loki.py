@@ -6,7 +6,7 @@ severity as ``severity_number``. :func:`build_logql` turns a job selection into
 LogQL -- resolving the job through the registry first and escaping every value
 it places in the query -- and :class:`LokiClient` runs it through
 ``/loki/api/v1/query_range`` with the standard library, returning the same
-:class:`~otel_jobtags.query.LogEntry` records the file reader does.
+:class:`~otel_jobtags.logfiles.LogEntry` records the file reader does.
 
 # @FEAT:background-log-tagging
 """
@@ -24,8 +24,8 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from .errors import ConfigError, JobTagsError
+from .logfiles._filter import LogEntry, _as, _registry, parse_level
 from .logql import DEFAULT_JOB_TAG_AS, JobTagAs, job_selector, logql_regex, logql_string, loki_field
-from .query import LogEntry, _as, _registry, parse_level
 from .tags import JobTag, TagRegistry
 
 __all__ = ["LokiClient", "LokiError", "build_logql", "logql_regex", "logql_string"]

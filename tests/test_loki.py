@@ -12,8 +12,8 @@ from fakeloki import FakeLoki, Reply, fake_loki, stream, streams
 
 from otel_jobtags import TagRegistry, UnknownJobError
 from otel_jobtags.errors import ConfigError
+from otel_jobtags.logfiles import LogEntry
 from otel_jobtags.loki import LokiClient, LokiError, _otel_severity, build_logql, logql_regex, logql_string
-from otel_jobtags.query import LogEntry
 
 JOBS = TagRegistry()
 AUTO_REBAL = JOBS.define("AUTO_REBAL", "auto_rebalance", "rebalance", "hourly at minute 17")

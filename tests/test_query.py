@@ -1,4 +1,4 @@
-"""Reading a job's records back from the text log: otel_jobtags.query."""
+"""Reading a job's records back from the text log: otel_jobtags.logfiles."""
 
 from __future__ import annotations
 
@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 
 from otel_jobtags import JobTag, JobTagFilter, TagRegistry, UnknownJobError
-from otel_jobtags import query as query_module
 from otel_jobtags.errors import ConfigError, JobTagsError
-from otel_jobtags.query import (
+from otel_jobtags.logfiles import (
     LineFormat,
     LogEntry,
     LogFilter,
@@ -28,6 +27,7 @@ from otel_jobtags.query import (
     read_job_logs,
     rotated_files,
 )
+from otel_jobtags.logfiles import _filter as query_module
 
 JOBS = TagRegistry()
 AUTO_REBAL = JOBS.define("AUTO_REBAL", "auto_rebalance", "rebalance", "hourly at minute 17")

@@ -42,9 +42,9 @@ from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import IO, Any, Final, cast
 
-from .context import active_registry
-from .errors import ConfigError, JobTagsError
-from .tags import JobTag, TagRegistry
+from ..context import active_registry
+from ..errors import ConfigError, JobTagsError
+from ..tags import JobTag, TagRegistry
 
 __all__ = [
     "DEFAULT_LINE_FORMAT",
