@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from .errors import ConfigError, JobTagsError
-from .logfiles._filter import LogEntry, _as, _registry, parse_level
+from .logfiles._records import LogEntry, align_time, parse_level, resolve_registry
 from .logql import DEFAULT_JOB_TAG_AS, JobTagAs, job_selector, logql_regex, logql_string, loki_field
 from .tags import JobTag, TagRegistry
 
@@ -104,7 +104,7 @@ def build_logql(
         UnknownJobError: ``job`` is not in the registry; no query is built.
         ConfigError: an invalid level or text.
     """
-    reg = _registry(registry)
+    reg = resolve_registry(registry)
     tag = reg.resolve(job) if job is not None else None
     min_level = parse_level(level)
     # Loki needs one non-empty matcher in the selector; "any service" is =~".+".
@@ -140,7 +140,7 @@ class LokiError(JobTagsError):
 
 
 def _nanoseconds(moment: datetime) -> int:
-    aware = _as(moment, aware=True)
+    aware = align_time(moment, aware=True)
     delta = aware - datetime(1970, 1, 1, tzinfo=timezone.utc)
     return (delta // timedelta(microseconds=1)) * 1000
 
@@ -281,7 +281,7 @@ class LokiClient:
             UnknownJobError: ``job`` is not in the registry.
             LokiError: the query failed.
         """
-        reg = _registry(registry)
+        reg = resolve_registry(registry)
         tag = reg.resolve(job) if job is not None else None
         logql = build_logql(
             tag,

@@ -21,13 +21,14 @@ from otel_jobtags.logfiles import (
     LineFormat,
     LogEntry,
     LogFilter,
+    _filter,
+    _reading,
     follow_job_logs,
     parse_level,
     parse_time,
     read_job_logs,
     rotated_files,
 )
-from otel_jobtags.logfiles import _filter as query_module
 
 JOBS = TagRegistry()
 AUTO_REBAL = JOBS.define("AUTO_REBAL", "auto_rebalance", "rebalance", "hourly at minute 17")
@@ -349,8 +350,8 @@ def test_records_are_the_same_whatever_the_buffer_size(
             f.write(text)
     else:
         path.write_text(text, encoding="utf-8", newline="")
-    monkeypatch.setattr(query_module, "_CHUNK", chunk)
-    monkeypatch.setattr(query_module, "_MAX_BUFFER", 1 << 20)
+    monkeypatch.setattr(_reading, "CHUNK_SIZE", chunk)
+    monkeypatch.setattr(_reading, "MAX_BUFFER", 1 << 20)
     selection = LogFilter("AUTO_REBAL", registry=JOBS)
     found = [(e.message, e.continuation) for e in selection.scan(path, rotated=False)]
     assert found == _reference(text, "AUTO_REBAL")
@@ -420,8 +421,8 @@ def test_write_copies_dense_runs_as_a_line_by_line_reading_does(
     text = _dense_log(random.Random(chunk), 600)
     path = tmp_path / "app.log"
     path.write_text(text, encoding="utf-8", newline="")
-    monkeypatch.setattr(query_module, "_CHUNK", chunk)
-    monkeypatch.setattr(query_module, "_MAX_BUFFER", 1 << 20)
+    monkeypatch.setattr(_reading, "CHUNK_SIZE", chunk)
+    monkeypatch.setattr(_reading, "MAX_BUFFER", 1 << 20)
     selection = LogFilter("AUTO_REBAL", registry=JOBS)
     out = io.BytesIO()
     written = selection.write(path, out, rotated=False)
@@ -452,8 +453,8 @@ def test_write_keeps_a_last_record_without_a_final_newline(tmp_path: Path) -> No
 def test_a_record_longer_than_the_buffer_limit_is_cut_so_memory_stays_bounded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(query_module, "_CHUNK", 64)
-    monkeypatch.setattr(query_module, "_MAX_BUFFER", 256)
+    monkeypatch.setattr(_reading, "CHUNK_SIZE", 64)
+    monkeypatch.setattr(_reading, "MAX_BUFFER", 256)
     path = tmp_path / "app.log"
     huge = "".join(f"  traceback line {i}\n" for i in range(100))
     path.write_text(
@@ -461,14 +462,14 @@ def test_a_record_longer_than_the_buffer_limit_is_cut_so_memory_stays_bounded(
         "2025-10-23 14:30:46,000 INFO: [AUTO_REBAL] next\n"
     )
     seen: list[int] = []
-    original = query_module._chunks
+    original = _filter.read_chunks
 
     def spy(*args: object) -> object:
         for buf, end in original(*args):  # type: ignore[arg-type]
             seen.append(len(buf))
             yield buf, end
 
-    monkeypatch.setattr(query_module, "_chunks", spy)
+    monkeypatch.setattr(_filter, "read_chunks", spy)
     records = read_job_logs(path, "AUTO_REBAL", registry=JOBS)
     assert [r.message for r in records] == ["huge", "next"]
     assert 0 < len(records[0].continuation) < 100
