@@ -23,7 +23,7 @@ from .handler import ATTR_JOB_ID, ATTR_JOB_RUN_ID, ATTR_JOB_TAG, JobTagFilter, J
 from .logfiles import LineFormat, LogEntry, LogFilter, follow_job_logs, read_job_logs
 from .loki import LokiClient, LokiError, build_logql
 from .schedule import Cron, Interval, Manual, Schedule, parse_schedule
-from .summary import PeriodicSummary, SummarySnapshot
+from .scheduler import PeriodicSummary, SummarySnapshot
 from .tags import JobTag, TagRegistry, format_background_log
 
 __version__ = "0.1.0"

@@ -51,8 +51,8 @@ from .dashboards import (
     logql_duration,
 )
 from .errors import ConfigError
-from .runs import RunRecordPolicy, default_run_record_policy
 from .schedule import Schedule
+from .scheduler import RunRecordPolicy, default_run_record_policy
 from .tags import JobTag, TagRegistry
 
 __all__ = [
@@ -122,7 +122,7 @@ def success_gap(schedule: Schedule, run_records: RunRecordPolicy | None = None) 
     summary interval when successes are summarised (a summary is written at
     the first success after the interval); ``None`` for a manual job or when
     successes are not recorded. ``run_records`` defaults to
-    :func:`~otel_jobtags.runs.default_run_record_policy`.
+    :func:`~otel_jobtags.scheduler.default_run_record_policy`.
     """
     period = schedule.period
     policy = run_records if run_records is not None else default_run_record_policy(schedule)
@@ -248,7 +248,7 @@ def alert_policies(
     from tag name or job id to a value for that job (the others keep the
     default). ``run_records`` is what the application passes to
     ``otel_jobtags.scheduler.connect(run_records=...)``: policies by job id,
-    tag name or tag; other jobs get :func:`~otel_jobtags.runs.default_run_record_policy`.
+    tag name or tag; other jobs get :func:`~otel_jobtags.scheduler.default_run_record_policy`.
 
     Raises:
         UnknownJobError: a mapping names a job the registry does not have.

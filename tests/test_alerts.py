@@ -41,8 +41,8 @@ from otel_jobtags.alerts import (
 )
 from otel_jobtags.dashboards import JOB_DASHBOARD_UID, RUNS_PANEL_ID, generate_dashboards, logql_duration
 from otel_jobtags.demo import JOBS
-from otel_jobtags.runs import FREQUENT_PERIOD, RunRecordPolicy, default_run_record_policy
 from otel_jobtags.schedule import Schedule
+from otel_jobtags.scheduler import FREQUENT_PERIOD, RunRecordPolicy, default_run_record_policy
 
 S = timedelta(seconds=1)
 US = timedelta(microseconds=1)

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from otel_jobtags import ConfigError, PeriodicSummary, SummarySnapshot, TagRegistry, job_context
-from otel_jobtags.summary import duration_text
+from otel_jobtags.scheduler._summary import duration_text
 from otel_jobtags.testing import CapturedLog, capture_logs
 
 log = logging.getLogger("app.queue")

@@ -73,11 +73,13 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "otel_jobtags.scheduler needs APScheduler 3.x: pip install 'otel-jobtags[scheduler]'"
     ) from exc
 
-from . import context as _context
-from .context import ActiveJob, job_context
-from .errors import ConfigError, JobTagsError, UntaggedJobError
-from .handler import _report_internal_error
-from .runs import (
+from .. import context as _context
+from ..context import ActiveJob, job_context
+from ..errors import ConfigError, JobTagsError, UntaggedJobError
+from ..handler import _report_internal_error
+from ..schedule import Cron, Interval, Manual, Schedule
+from ..tags import JobTag, TagRegistry
+from ._runs import (
     ATTR_JOB_DURATION_MS,
     ATTR_JOB_OUTCOME,
     ATTR_JOB_RUNS,
@@ -88,9 +90,7 @@ from .runs import (
     RunRecords,
     default_run_record_policy,
 )
-from .schedule import Cron, Interval, Manual, Schedule
-from .summary import PeriodicSummary, SummarySnapshot, duration_text
-from .tags import JobTag, TagRegistry
+from ._summary import PeriodicSummary, SummarySnapshot, duration_text
 
 __all__ = [
     "ATTR_JOB_DURATION_MS",

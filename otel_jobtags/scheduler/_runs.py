@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
-from .errors import ConfigError
-from .schedule import Schedule
-from .summary import DEFAULT_EVERY
-from .tags import JobTag
+from ..errors import ConfigError
+from ..schedule import Schedule
+from ..tags import JobTag
+from ._summary import DEFAULT_EVERY
 
 __all__ = [
     "ATTR_JOB_DURATION_MS",

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from types import MappingProxyType
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["PeriodicSummary", "SummarySnapshot"]
 
