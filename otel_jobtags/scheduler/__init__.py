@@ -30,16 +30,15 @@ from ._runs import (
 from ._summary import PeriodicSummary, SummarySnapshot
 
 if TYPE_CHECKING:
-    from ._connection import (
+    from ._checks import (
         ScheduleMismatch,
-        SchedulerConnection,
         compare_schedule,
-        connect,
         schedule_mismatches,
         trigger_for,
         unscheduled_tags,
         untagged_jobs,
     )
+    from ._connection import SchedulerConnection, connect
 
 __all__ = [
     "ATTR_JOB_DURATION_MS",
@@ -64,14 +63,14 @@ __all__ = [
 
 # The names that need APScheduler, and the module that holds each.
 _NEEDS_APSCHEDULER = {
-    "ScheduleMismatch": "._connection",
+    "ScheduleMismatch": "._checks",
     "SchedulerConnection": "._connection",
-    "compare_schedule": "._connection",
+    "compare_schedule": "._checks",
     "connect": "._connection",
-    "schedule_mismatches": "._connection",
-    "trigger_for": "._connection",
-    "unscheduled_tags": "._connection",
-    "untagged_jobs": "._connection",
+    "schedule_mismatches": "._checks",
+    "trigger_for": "._checks",
+    "unscheduled_tags": "._checks",
+    "untagged_jobs": "._checks",
 }
 
 
