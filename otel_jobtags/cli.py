@@ -113,7 +113,7 @@ def _report(paths: list[Path], *, check: bool, command: str) -> int:
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
-    from .dashboards import stale_dashboards, write_dashboards
+    from .grafana import stale_dashboards, write_dashboards
 
     registry = _load_registry(args)
     act = stale_dashboards if args.check else write_dashboards
@@ -121,7 +121,7 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def _cmd_alerts(args: argparse.Namespace) -> int:
-    from .alerts import stale_alert_rules, write_alert_rules
+    from .grafana import stale_alert_rules, write_alert_rules
 
     registry = _load_registry(args)
     act = stale_alert_rules if args.check else write_alert_rules

@@ -24,8 +24,8 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from .errors import ConfigError, JobTagsError
+from .grafana._logql import DEFAULT_JOB_TAG_AS, JobTagAs, job_selector, logql_regex, logql_string, loki_field
 from .logfiles._records import LogEntry, align_time, parse_level, resolve_registry
-from .logql import DEFAULT_JOB_TAG_AS, JobTagAs, job_selector, logql_regex, logql_string, loki_field
 from .tags import JobTag, TagRegistry
 
 __all__ = ["LokiClient", "LokiError", "build_logql", "logql_regex", "logql_string"]
@@ -82,7 +82,7 @@ def build_logql(
     >>> build_logql("auto_rebalance", registry=JOBS, service_name="web", level="error")  # doctest: +SKIP
     '{service_name=~"web", job_tag="AUTO_REBAL"} | severity_number >= 17'
 
-    The job is selected with :func:`~otel_jobtags.logql.job_selector`, as the
+    The job is selected with :func:`~otel_jobtags.grafana.job_selector`, as the
     dashboards and alert rules select it: ``job_tag`` as an index label (the
     stack's ``loki-config.yaml``) or, with ``job_tag_as="structured_metadata"``,
     as structured metadata. The level on the OpenTelemetry

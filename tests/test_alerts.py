@@ -22,8 +22,11 @@ from otel_jobtags import (
     UnknownJobError,
     parse_schedule,
 )
-from otel_jobtags.alerts import (
+from otel_jobtags.demo import JOBS
+from otel_jobtags.grafana import (
     ALERT_RULES_FILE,
+    JOB_DASHBOARD_UID,
+    RUNS_PANEL_ID,
     AlertPolicy,
     Run,
     alert_policies,
@@ -31,16 +34,16 @@ from otel_jobtags.alerts import (
     default_failure_window,
     default_grace,
     generate_alert_rules,
+    generate_dashboards,
     is_failing,
     is_late,
     late_window,
+    logql_duration,
     render_alert_rules,
     stale_alert_rules,
     success_gap,
     write_alert_rules,
 )
-from otel_jobtags.dashboards import JOB_DASHBOARD_UID, RUNS_PANEL_ID, generate_dashboards, logql_duration
-from otel_jobtags.demo import JOBS
 from otel_jobtags.schedule import Schedule
 from otel_jobtags.scheduler import FREQUENT_PERIOD, RunRecordPolicy, default_run_record_policy
 

@@ -10,7 +10,8 @@ import pytest
 from support.grafana import REPO, grafana_custom_options, panel_queries, small_registry
 
 from otel_jobtags import ConfigError, TagRegistry, dashboards
-from otel_jobtags.dashboards import (
+from otel_jobtags.demo import JOBS
+from otel_jobtags.grafana import (
     JOB_DASHBOARD_UID,
     LOKI_DATASOURCE_UID,
     OVERVIEW_DASHBOARD_UID,
@@ -23,7 +24,6 @@ from otel_jobtags.dashboards import (
     stale_dashboards,
     write_dashboards,
 )
-from otel_jobtags.demo import JOBS
 
 # ---------------------------------------------------------------- loki_field
 

@@ -14,9 +14,8 @@ import pytest
 from support.grafana import panel_queries, rule_queries, variable_values
 from support.logql import assert_logql_parses, check_logql, substitute_grafana_variables
 
-from otel_jobtags.alerts import generate_alert_rules
-from otel_jobtags.dashboards import generate_dashboards
 from otel_jobtags.demo import JOBS
+from otel_jobtags.grafana import generate_alert_rules, generate_dashboards
 
 
 @pytest.mark.parametrize("job_tag_as", ["index_label", "structured_metadata"])

@@ -15,8 +15,12 @@ from typing import Any
 import yaml
 from support.grafana import REPO
 
-from otel_jobtags.alerts import ALERT_RULES_FILE
-from otel_jobtags.dashboards import JOB_DASHBOARD_UID, LOKI_DATASOURCE_UID, OVERVIEW_DASHBOARD_UID
+from otel_jobtags.grafana import (
+    ALERT_RULES_FILE,
+    JOB_DASHBOARD_UID,
+    LOKI_DATASOURCE_UID,
+    OVERVIEW_DASHBOARD_UID,
+)
 
 PROVISIONING = REPO / "grafana" / "provisioning"
 

@@ -1,7 +1,7 @@
 """Job run records: their logger, attributes and how often successes are recorded.
 
 The scheduler integration (:mod:`otel_jobtags.scheduler`) writes run records;
-the alert rules (:mod:`otel_jobtags.alerts`) read them. Both take their names
+the alert rules (:mod:`otel_jobtags.grafana`) read them. Both take their names
 and defaults from here, which needs no APScheduler.
 """
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from .errors import ConfigError
-from .handler import ATTR_JOB_TAG
+from ..errors import ConfigError
+from ..handler import ATTR_JOB_TAG
 
 __all__ = [
     "DEFAULT_JOB_TAG_AS",

@@ -15,7 +15,7 @@ Three layers, each usable alone:
 Run records (one record per run, on the ``otel_jobtags.runs`` logger, with the
 attributes ``job.outcome``, ``job.duration_ms``, ``job.scheduled_time`` and
 ``job.run_id``) feed the run panels and the alert rules of
-:mod:`otel_jobtags.alerts`.
+:mod:`otel_jobtags.grafana`.
 
 # @FEAT:background-log-tagging
 """
@@ -28,12 +28,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from ._generated import stale_files, write_files
-from .errors import ConfigError
-from .handler import ATTR_JOB_TAG
-from .logql import DEFAULT_JOB_TAG_AS, JobTagAs, job_selector, logql_string, loki_field
-from .markdown import render_job_table
-from .tags import JobTag, TagRegistry
+from .._generated import stale_files, write_files
+from ..errors import ConfigError
+from ..handler import ATTR_JOB_TAG
+from ..markdown import render_job_table
+from ..tags import JobTag, TagRegistry
+from ._logql import DEFAULT_JOB_TAG_AS, JobTagAs, job_selector, logql_string, loki_field
 
 __all__ = [
     "DEFAULT_JOB_TAG_AS",

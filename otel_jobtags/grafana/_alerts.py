@@ -34,9 +34,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
+from .._generated import stale_files, write_files
+from ..errors import ConfigError
+from ..schedule import Schedule
+from ..scheduler import RunRecordPolicy, default_run_record_policy
+from ..tags import JobTag, TagRegistry
 from . import _yaml
-from ._generated import stale_files, write_files
-from .dashboards import (
+from ._dashboards import (
     DEFAULT_JOB_TAG_AS,
     ERROR,
     JOB_DASHBOARD_UID,
@@ -50,10 +54,6 @@ from .dashboards import (
     job_selector,
     logql_duration,
 )
-from .errors import ConfigError
-from .schedule import Schedule
-from .scheduler import RunRecordPolicy, default_run_record_policy
-from .tags import JobTag, TagRegistry
 
 __all__ = [
     "ALERT_RULES_FILE",
