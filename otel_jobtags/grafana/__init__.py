@@ -25,12 +25,10 @@ from ._alerts import (
 )
 from ._dashboards import (
     JOB_DASHBOARD_UID,
-    LOKI_DATASOURCE_UID,
     OVERVIEW_DASHBOARD_UID,
     RUNS_PANEL_ID,
     generate_dashboards,
     job_dashboard_url,
-    logql_duration,
     render_dashboard,
     stale_dashboards,
     write_dashboards,
@@ -43,6 +41,8 @@ from ._logql import (
     logql_string,
     loki_field,
 )
+from ._panels import LOKI_DATASOURCE_UID
+from ._runqueries import logql_duration
 
 __all__ = [
     "ALERT_RULES_FILE",

@@ -40,20 +40,10 @@ from ..schedule import Schedule
 from ..scheduler import RunRecordPolicy, default_run_record_policy
 from ..tags import JobTag, TagRegistry
 from . import _yaml
-from ._dashboards import (
-    DEFAULT_JOB_TAG_AS,
-    ERROR,
-    JOB_DASHBOARD_UID,
-    LOKI_DATASOURCE_UID,
-    RUNS_PANEL_ID,
-    SUCCESS,
-    JobTagAs,
-    _count_records,
-    _last_run_ms,
-    job_dashboard_url,
-    job_selector,
-    logql_duration,
-)
+from ._dashboards import JOB_DASHBOARD_UID, RUNS_PANEL_ID, job_dashboard_url
+from ._logql import DEFAULT_JOB_TAG_AS, JobTagAs, job_selector
+from ._panels import LOKI_DATASOURCE_UID
+from ._runqueries import ERROR, SUCCESS, count_records, last_run_ms, logql_duration
 
 __all__ = [
     "ALERT_RULES_FILE",
@@ -348,7 +338,7 @@ def _late_rule(policy: AlertPolicy, selector: str) -> dict[str, Any]:
     tag, window, gap = policy.tag, policy.late_window, policy.success_gap
     assert window is not None and gap is not None  # only jobs with a window get the rule
     span = logql_duration(window)
-    successes = f"{_count_records(selector, [SUCCESS], span)} or vector(0)"
+    successes = f"{count_records(selector, [SUCCESS], span)} or vector(0)"
     summarised = (
         f" and its successes are summarised every {logql_duration(policy.run_records.every)}"
         if policy.run_records.successes == "summary"
@@ -395,9 +385,9 @@ def _failing_rule(policy: AlertPolicy, selector: str) -> dict[str, Any]:
         "title": f"{tag.name} failing",
         "condition": "G",
         "data": [
-            _loki_query("A", f"{_count_records(selector, [ERROR], span)} or vector(0)", window),
-            _loki_query("B", f"{_last_run_ms(selector, ERROR, span)} or vector(0)", window),
-            _loki_query("C", f"{_last_run_ms(selector, SUCCESS, span)} or vector(0)", window),
+            _loki_query("A", f"{count_records(selector, [ERROR], span)} or vector(0)", window),
+            _loki_query("B", f"{last_run_ms(selector, ERROR, span)} or vector(0)", window),
+            _loki_query("C", f"{last_run_ms(selector, SUCCESS, span)} or vector(0)", window),
             _reduce("D", "A"),
             _reduce("E", "B"),
             _reduce("F", "C"),
