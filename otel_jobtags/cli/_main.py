@@ -17,17 +17,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, JobTagsError, UnknownJobError
+from ..errors import ConfigError, JobTagsError, UnknownJobError
 
 if TYPE_CHECKING:
-    from .check import Finding
-    from .tags import TagRegistry
+    from ..check import Finding
+    from ..tags import TagRegistry
 
 __all__ = ["main"]
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from ..demo import run_demo
 
     run_demo(
         duration=args.duration,
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="otel-jobtags",
         description="Tell background jobs' logs apart: tags, OpenTelemetry export, queries.",
     )
-    from . import __version__
+    from .. import __version__
 
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -113,7 +113,7 @@ def _report(paths: list[Path], *, check: bool, command: str) -> int:
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
-    from .grafana import stale_dashboards, write_dashboards
+    from ..grafana import stale_dashboards, write_dashboards
 
     registry = _load_registry(args)
     act = stale_dashboards if args.check else write_dashboards
@@ -121,7 +121,7 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def _cmd_alerts(args: argparse.Namespace) -> int:
-    from .grafana import stale_alert_rules, write_alert_rules
+    from ..grafana import stale_alert_rules, write_alert_rules
 
     registry = _load_registry(args)
     act = stale_alert_rules if args.check else write_alert_rules
@@ -129,7 +129,7 @@ def _cmd_alerts(args: argparse.Namespace) -> int:
 
 
 def _cmd_table(args: argparse.Namespace) -> int:
-    from .markdown import render_job_table, update_job_table
+    from ..markdown import render_job_table, update_job_table
 
     registry = _load_registry(args)
     if args.update is None:
@@ -292,8 +292,8 @@ def _import_object(spec: str) -> object:
 def _load_registry(args: argparse.Namespace) -> TagRegistry:
     from collections.abc import Mapping
 
-    from .check import registry_from_object
-    from .tags import TagRegistry as TagRegistryType
+    from ..check import registry_from_object
+    from ..tags import TagRegistry as TagRegistryType
 
     spec, source = _registry_spec(args)
     where = {
@@ -317,7 +317,7 @@ def _load_registry(args: argparse.Namespace) -> TagRegistry:
 
 
 def _level_arg(text: str) -> int:
-    from .logfiles import parse_level
+    from ..logfiles import parse_level
 
     try:
         level = parse_level(text)
@@ -328,7 +328,7 @@ def _level_arg(text: str) -> int:
 
 
 def _time_arg(text: str) -> datetime:
-    from .logfiles import parse_time
+    from ..logfiles import parse_time
 
     try:
         return parse_time(text)
@@ -436,7 +436,7 @@ def _cmd_logs(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from .logfiles import DEFAULT_LINE_FORMAT, LineFormat, LogEntry, LogFilter
+    from ..logfiles import DEFAULT_LINE_FORMAT, LineFormat, LogEntry, LogFilter
 
     parser: argparse.ArgumentParser = args.parser
     if args.follow and len(args.paths) != 1:
@@ -548,7 +548,7 @@ def _add_query_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
 def _cmd_query(args: argparse.Namespace) -> int:
     import json
 
-    from .loki import LokiClient, build_logql
+    from ..loki import LokiClient, build_logql
 
     registry = _load_registry(args)
     options: dict[str, Any] = {
@@ -625,9 +625,9 @@ def _load_scheduler(spec: str) -> Any:
 
 def _schedule_findings(scheduler: Any, registry: TagRegistry) -> list[Finding]:
     """Tagged jobs whose trigger does not follow the tag's schedule (tags left manual are not compared)."""
-    from .check import Finding
-    from .schedule import Manual
-    from .scheduler import schedule_mismatches
+    from ..check import Finding
+    from ..schedule import Manual
+    from ..scheduler import schedule_mismatches
 
     return [
         Finding("error", f"schedule mismatch: {mismatch}")
@@ -637,8 +637,8 @@ def _schedule_findings(scheduler: Any, registry: TagRegistry) -> list[Finding]:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from .check import Finding, check, registry_from_object
-    from .tags import TagRegistry
+    from ..check import Finding, check, registry_from_object
+    from ..tags import TagRegistry
 
     spec, source = _registry_spec(args)
     findings: list[Finding] = []
