@@ -16,7 +16,7 @@ import pytest
 
 from otel_jobtags import cli
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 LOG = """\
 2025-10-23 14:30:45,123 INFO: [AUTO_REBAL] 🔄 job started

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import scheduler_jobs
 from apscheduler.events import (
     EVENT_JOB_ERROR,
     EVENT_JOB_EXECUTED,
@@ -35,6 +34,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from support import scheduler_jobs
 
 from otel_jobtags import (
     ConfigError,

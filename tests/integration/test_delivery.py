@@ -35,7 +35,7 @@ from otel_jobtags._diagnostics import Throttle
 from otel_jobtags.delivery import RECORD_OVERHEAD, DeliveryProcessor
 from otel_jobtags.spool import Spool, SpooledBatch
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

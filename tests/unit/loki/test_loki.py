@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import pytest
-from fakeloki import FakeLoki, Reply, fake_loki, stream, streams
+from support.fakeloki import FakeLoki, Reply, fake_loki, stream, streams
 
 from otel_jobtags import TagRegistry, UnknownJobError
 from otel_jobtags.errors import ConfigError

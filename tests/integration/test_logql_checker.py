@@ -29,7 +29,7 @@ from support.logql import (
 )
 from support.prerequisites import unavailable
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 CHECK_SCRIPT = CHECKER_DIR / "check.mjs"
 
 

@@ -19,8 +19,11 @@ from support.prerequisites import REPO_ROOT
 @pytest.mark.parametrize(
     ("variable", "test_id"),
     [
-        ("OTEL_JOBTAGS_COLLECTOR", "tests/test_collector.py::test_validate_accepts_the_repo_config"),
-        ("OTEL_JOBTAGS_COMPOSE", "tests/test_compose.py::test_compose_config_accepts_the_file"),
+        (
+            "OTEL_JOBTAGS_COLLECTOR",
+            "tests/integration/test_collector.py::test_validate_accepts_the_repo_config",
+        ),
+        ("OTEL_JOBTAGS_COMPOSE", "tests/integration/test_compose.py::test_compose_config_accepts_the_file"),
     ],
 )
 @pytest.mark.parametrize(("ci", "outcome", "exit_code"), [("true", "1 error", 1), ("", "1 skipped", 0)])

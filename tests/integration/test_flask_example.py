@@ -13,11 +13,11 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 import pytest
-from fakeloki import FakeLoki, Reply, fake_loki, stream, streams
+from support.fakeloki import FakeLoki, Reply, fake_loki, stream, streams
 
 from otel_jobtags import job_context
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "flask_admin" / "app.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flask_admin" / "app.py"
 KNOWN = ["price_cache", "auto_rebalance", "securities_token_refresh"]
 UNKNOWN = "Unknown job 'nope': known jobs are price_cache, auto_rebalance, securities_token_refresh"
 
