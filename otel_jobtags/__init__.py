@@ -19,7 +19,15 @@ from .configure import (
 from .context import ActiveJob, active_registry, bind, current_job, job_context, use_registry
 from .delivery import DeliveryProcessor, DeliveryStats
 from .errors import ConfigError, JobTagsError, TagError, UnknownJobError, UntaggedJobError
-from .handler import ATTR_JOB_ID, ATTR_JOB_RUN_ID, ATTR_JOB_TAG, JobTagFilter, JobTagFormatter, JobTagHandler
+from .handler import (
+    ATTR_JOB_ID,
+    ATTR_JOB_PREFIX_TAG,
+    ATTR_JOB_RUN_ID,
+    ATTR_JOB_TAG,
+    JobTagFilter,
+    JobTagFormatter,
+    JobTagHandler,
+)
 from .logfiles import LineFormat, LogEntry, LogFilter, follow_job_logs, read_job_logs
 from .loki import LokiClient, LokiError, build_logql
 from .schedule import Cron, Interval, Manual, Schedule, parse_schedule
@@ -30,6 +38,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ATTR_JOB_ID",
+    "ATTR_JOB_PREFIX_TAG",
     "ATTR_JOB_RUN_ID",
     "ATTR_JOB_TAG",
     "ActiveJob",

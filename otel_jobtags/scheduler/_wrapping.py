@@ -16,8 +16,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from .. import context as _context
+from ..attribution import report_internal_error as _report_internal_error
 from ..context import ActiveJob
-from ..handler import _report_internal_error
 from ._recorder import RunSpec, new_run_id
 
 __all__ = ["Cursor", "RunTimes", "TaggedJob"]

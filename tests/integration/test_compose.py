@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
-from support.compose import COMPOSE_FILE, compose_config, find_compose_command
-from support.prerequisites import REPO_ROOT, PrerequisiteError, unavailable
+from support.compose import COMPOSE_FILE, compose_command_or_unavailable, compose_config
+from support.prerequisites import REPO_ROOT
 
 # Whichever validator test runs first may build Docker Compose (a minute or two cold).
 pytestmark = pytest.mark.timeout(1800)
@@ -30,10 +30,7 @@ LONG_RUNNING = ("collector", "loki", "grafana", "demo")
 @pytest.fixture(scope="session")
 def compose() -> list[str]:
     """The Docker Compose command; skips without it, fails without it in CI."""
-    try:
-        return find_compose_command()
-    except PrerequisiteError as exc:
-        unavailable(f"no Docker Compose to validate docker-compose.yml: {exc}")
+    return compose_command_or_unavailable()
 
 
 @pytest.fixture(scope="module")
@@ -56,13 +53,6 @@ def test_compose_config_accepts_the_file(compose: list[str]) -> None:
 
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
-
-
-def test_compose_config_refuses_the_file_without_grafana_admin_password(compose: list[str]) -> None:
-    proc = compose_config(compose, "--quiet", env={})
-
-    assert proc.returncode != 0
-    assert "GRAFANA_ADMIN_PASSWORD is missing a value: set GRAFANA_ADMIN_PASSWORD" in proc.stderr
 
 
 def test_compose_config_resolves_the_published_ports_to_loopback(compose: list[str]) -> None:
@@ -105,9 +95,15 @@ def test_every_published_port_is_bound_to_loopback(stack: dict[str, Any]) -> Non
 
 
 def test_grafana_admin_password_has_no_default(stack: dict[str, Any]) -> None:
-    env = service(stack, "grafana")["environment"]
+    grafana = service(stack, "grafana")
 
-    assert env["GF_SECURITY_ADMIN_PASSWORD"] == "${GRAFANA_ADMIN_PASSWORD:?set GRAFANA_ADMIN_PASSWORD}"
+    # Only from the secret, which only the variable fills: no fallback value.
+    assert (
+        grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
+        == "$$__file{/run/secrets/grafana_admin_password}"
+    )
+    assert grafana["secrets"] == ["grafana_admin_password"]
+    assert stack["secrets"] == {"grafana_admin_password": {"environment": "GRAFANA_ADMIN_PASSWORD"}}
 
 
 def test_grafana_anonymous_access_is_off_by_default_and_viewer_at_most(stack: dict[str, Any]) -> None:
@@ -134,9 +130,16 @@ def test_collector_image_is_the_release_the_builder_manifest_builds(stack: dict[
     assert service(stack, "collector")["image"] == f"otel/opentelemetry-collector-contrib:{release}"
 
 
-def test_every_long_running_service_has_a_health_check(stack: dict[str, Any]) -> None:
+def test_every_long_running_service_but_the_collector_has_a_health_check(stack: dict[str, Any]) -> None:
+    # The collector's image has nothing to run a check with (see
+    # tests/unit/stack/test_stack_images.py); its senders retry until it answers.
     assert set(stack["services"]) == {*LONG_RUNNING, "collector-init"}
-    for name in LONG_RUNNING:
+    assert {name for name in LONG_RUNNING if "healthcheck" in service(stack, name)} == {
+        "loki",
+        "grafana",
+        "demo",
+    }
+    for name in ("loki", "grafana", "demo"):
         test = service(stack, name)["healthcheck"]["test"]
         assert test[0] == "CMD", name
 
@@ -152,24 +155,15 @@ def test_services_start_in_health_order(stack: dict[str, Any]) -> None:
             "loki": {"condition": "service_healthy"},
         },
         "grafana": {"loki": {"condition": "service_healthy"}},
-        "demo": {"collector": {"condition": "service_healthy"}},
+        "demo": {"collector": {"condition": "service_started"}},
     }
-
-
-def test_collector_health_check_uses_the_tool_the_init_service_provides(stack: dict[str, Any]) -> None:
-    collector, init = service(stack, "collector"), service(stack, "collector-init")
-
-    assert collector["healthcheck"]["test"][1] == "/healthcheck/wget"
-    assert "collector-healthcheck:/healthcheck:ro" in collector["volumes"]
-    assert "collector-healthcheck:/healthcheck" in init["volumes"]
-    assert "/healthcheck/wget" in init["command"][0]
 
 
 def test_state_lives_in_named_volumes(stack: dict[str, Any]) -> None:
     collector = service(stack, "collector")
     queue_dir = collector["environment"]["FILE_STORAGE_DIR"]
 
-    assert set(stack["volumes"]) == {"loki-data", "grafana-data", "collector-queue", "collector-healthcheck"}
+    assert set(stack["volumes"]) == {"loki-data", "grafana-data", "collector-queue"}
     assert "loki-data:/loki" in service(stack, "loki")["volumes"]
     assert "grafana-data:/var/lib/grafana" in service(stack, "grafana")["volumes"]
     assert f"collector-queue:{queue_dir}" in collector["volumes"]

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from support.fakeloki import FakeLoki, Reply, fake_loki, stream, streams
+from support.otlp import HttpReceiver
 
 from otel_jobtags import job_context
 
@@ -183,37 +182,20 @@ def test_a_loki_failure_is_a_bad_gateway(loki_app: Any, loki: FakeLoki) -> None:
 # -- OTLP export ---------------------------------------------------------------
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    posts: ClassVar[list[str]] = []
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        type(self).posts.append(self.path)
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 def test_records_are_exported_only_when_an_otlp_endpoint_is_configured(
     example: ModuleType, tmp_path: Path
 ) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    _Receiver.posts = []
-    try:
-        plain = example.create_app(
-            {"LOG_FILE": str(tmp_path / "a.log"), "OTLP_ENDPOINT": None, "SCHEDULER": False}
-        )
-        assert plain.extensions["otel_jobtags"].installation is None
-        plain.extensions["otel_jobtags"].shutdown()
+    plain = example.create_app(
+        {"LOG_FILE": str(tmp_path / "a.log"), "OTLP_ENDPOINT": None, "SCHEDULER": False}
+    )
+    assert plain.extensions["otel_jobtags"].installation is None
+    plain.extensions["otel_jobtags"].shutdown()
 
+    with HttpReceiver() as receiver:
         app = example.create_app(
             {
                 "LOG_FILE": str(tmp_path / "b.log"),
-                "OTLP_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}",
+                "OTLP_ENDPOINT": receiver.base_url,
                 "OTLP_PROTOCOL": "http/protobuf",
                 "SCHEDULER": False,
             }
@@ -221,10 +203,19 @@ def test_records_are_exported_only_when_an_otlp_endpoint_is_configured(
         with job_context(example.TOKEN_REFRESH):
             example.refresh_token()
         app.extensions["otel_jobtags"].shutdown()  # flushes the export
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert _Receiver.posts == ["/v1/logs"]
+        exported = [r for r in receiver.records if r.attributes.get("job.tag") is not None]
+    assert [
+        (r.body, r.severity_text, r.attributes["job.tag"], r.attributes["job.id"], r.resource["service.name"])
+        for r in exported
+    ] == [
+        (
+            "[TOKEN_REFRESH] 🔑 token refreshed, valid for 60 min",
+            "INFO",
+            "TOKEN_REFRESH",
+            "securities_token_refresh",
+            "flask-admin-example",
+        )
+    ]
     assert "[TOKEN_REFRESH] 🔑 token refreshed, valid for 60 min" in (tmp_path / "b.log").read_text(
         encoding="utf-8"
     )

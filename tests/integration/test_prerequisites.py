@@ -46,3 +46,36 @@ def test_missing_tool_fails_in_ci_and_skips_elsewhere(
     assert proc.returncode == exit_code, proc.stdout + proc.stderr
     assert outcome in proc.stdout
     assert f"{variable}={str(tmp_path / 'missing')!r} is not an executable file" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "test_id", "says"),
+    [
+        (
+            "OTEL_JOBTAGS_COLLECTOR",
+            "tests/test_collector.py::test_validate_accepts_the_repo_config",
+            "the collector (OTEL_JOBTAGS_COLLECTOR) at /bin/true: '/bin/true --version' printed 'true (GNU coreutils)",
+        ),
+        (
+            "OTEL_JOBTAGS_COMPOSE",
+            "tests/test_compose.py::test_compose_config_accepts_the_file",
+            "Docker Compose (OTEL_JOBTAGS_COMPOSE) '/bin/true': '/bin/true version' printed 'nothing' (exit code 0), not a version matching",
+        ),
+    ],
+)
+def test_a_named_tool_that_is_not_the_tool_fails_in_ci(variable: str, test_id: str, says: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env.update({variable: "/bin/true", "CI": "true", "COLUMNS": "400"})
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", test_id],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+        env=env,
+        check=False,
+    )
+
+    assert (proc.returncode, "1 error" in proc.stdout) == (1, True), proc.stdout + proc.stderr
+    assert says in proc.stdout

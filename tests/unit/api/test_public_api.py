@@ -12,6 +12,7 @@ from otel_jobtags.testing import CapturedLog, capture_logs
 def test_exported_members_are_pinned() -> None:
     assert otel_jobtags.__all__ == [
         "ATTR_JOB_ID",
+        "ATTR_JOB_PREFIX_TAG",
         "ATTR_JOB_RUN_ID",
         "ATTR_JOB_TAG",
         "ActiveJob",

@@ -175,6 +175,8 @@ def test_one_context_object_can_be_entered_from_several_threads_at_once(registry
     errors: list[BaseException] = []
     after: list[object] = []
 
+    inside: list[tuple[bool, str | None]] = []
+
     def worker(first: bool) -> None:
         try:
             with shared:
@@ -183,6 +185,8 @@ def test_one_context_object_can_be_entered_from_several_threads_at_once(registry
                     release.wait(5)  # the other thread leaves first
                 else:
                     release.set()
+                active = current_job()
+                inside.append((first, active.tag.name if active else None))
             after.append(current_job())
         except BaseException as exc:
             errors.append(exc)
@@ -193,24 +197,28 @@ def test_one_context_object_can_be_entered_from_several_threads_at_once(registry
     for t in threads:
         t.join(10)
     assert errors == []
+    assert sorted(inside) == [(False, "AUTO_REBAL"), (True, "AUTO_REBAL")]
     assert after == [None, None]
 
 
 def test_one_context_object_can_be_entered_from_concurrent_tasks(registry: TagRegistry) -> None:
     shared = job_context(registry.PRICE_CACHE)
 
-    async def run(first: bool, inside: asyncio.Event, leave: asyncio.Event) -> object:
+    async def run(first: bool, inside: asyncio.Event, leave: asyncio.Event) -> tuple[object, object]:
         async with shared:
             inside.set()
             if first:
                 await leave.wait()
-        return current_job()
+            active = current_job()
+            within = active.tag.name if active else None
+        return within, current_job()
 
-    async def main() -> list[object]:
+    async def main() -> list[tuple[object, object]]:
         a_inside, b_inside = asyncio.Event(), asyncio.Event()
         first = asyncio.create_task(run(True, a_inside, b_inside))
         await a_inside.wait()
         second = await run(False, b_inside, a_inside)  # enters and leaves while the first is inside
         return [await first, second]
 
-    assert asyncio.run(main()) == [None, None]
+    # Each task sees the job while inside, and nothing once it has left.
+    assert asyncio.run(main()) == [("PRICE_CACHE", None), ("PRICE_CACHE", None)]

@@ -18,6 +18,7 @@ from otel_jobtags import (
     Cron,
     Interval,
     JobTag,
+    PeriodicSummary,
     TagRegistry,
     UnknownJobError,
     parse_schedule,
@@ -218,7 +219,9 @@ def test_a_stopped_job_is_late_period_plus_grace_after_its_last_success_and_stay
     for later in (period + grace, period + grace + timedelta(days=1), timedelta(days=400)):
         assert is_late(schedule, last_success(runs, last + later), last + later, grace, EACH)
     # Counted from the first run that never happened: period + grace, less the gap before it.
-    assert last + period + grace - times[stop] == period + grace - (times[stop] - times[stop - 1])
+    fires = times[stop] + period + grace - (times[stop] - times[stop - 1])
+    assert not is_late(schedule, last_success(runs, fires - US), fires - US, grace, EACH)
+    assert is_late(schedule, last_success(runs, fires), fires, grace, EACH)
 
 
 @pytest.mark.parametrize(
@@ -253,12 +256,25 @@ def test_how_many_missed_runs_make_a_job_late(text: str, missed: range, late: bo
 def summarised(runs: list[Run], every: timedelta) -> list[Run]:
     """The success records the scheduler writes for ``runs`` under a summary policy.
 
-    The first success is recorded; then each success at least ``every`` after
-    the previous record writes a summary record (PeriodicSummary.take).
+    As the scheduler's run recorder does: the first success is recorded and
+    starts a :class:`PeriodicSummary`; each later success is counted in it,
+    and a record is written whenever the summary hands over a snapshot.
     """
+    now = MONDAY
+
+    def clock() -> float:
+        return (now - MONDAY).total_seconds()
+
+    summary: PeriodicSummary | None = None
     records: list[Run] = []
     for run in runs:
-        if not records or run.time - records[-1].time >= every:
+        now = run.time
+        if summary is None:
+            summary = PeriodicSummary("runs", every, clock=clock)
+            records.append(run)
+            continue
+        summary.record(duration_ms=1.0)
+        if summary.take() is not None:
             records.append(run)
     return records
 

@@ -22,8 +22,12 @@ def test_explicit_extra_wins_over_the_context_and_the_prefix(registry: TagRegist
         log.info(format_background_log(registry.DAILY_SUMMARY, "x"), extra={"job_tag": registry.PRICE_CACHE})
     (record,) = logs
     assert (record.job_tag, record.job_id) == ("PRICE_CACHE", "price_cache")
-    assert record.message == "[PRICE_CACHE] [DAILY_SUMMARY] x"
-    assert record.attributes == {"job.tag": "PRICE_CACHE", "job.id": "price_cache"}
+    assert record.message == "[PRICE_CACHE] x"
+    assert record.attributes == {
+        "job.tag": "PRICE_CACHE",
+        "job.id": "price_cache",
+        "job.prefix_tag": "DAILY_SUMMARY",
+    }
 
 
 @pytest.mark.parametrize(
@@ -51,10 +55,21 @@ def test_unknown_explicit_value_is_left_alone_and_the_context_applies(registry: 
     assert record.attributes == {"job_tag": "NOT_A_JOB", "job.tag": "AUTO_REBAL", "job.id": "auto_rebalance"}
 
 
-def test_context_wins_over_a_prefix_in_the_message(registry: TagRegistry) -> None:
-    with capture_logs(registry) as logs, job_context(registry.AUTO_REBAL):
+def test_context_wins_over_a_prefix_and_keeps_one_prefix_and_the_named_tag(registry: TagRegistry) -> None:
+    with capture_logs(registry) as logs, job_context(registry.AUTO_REBAL, run_id="r1"):
         log.info("[PRICE_CACHE] refreshed")
-    assert [(r.job_tag, r.message) for r in logs] == [("AUTO_REBAL", "[AUTO_REBAL] [PRICE_CACHE] refreshed")]
+    assert [(r.job_tag, r.message, dict(r.attributes)) for r in logs] == [
+        (
+            "AUTO_REBAL",
+            "[AUTO_REBAL] refreshed",
+            {
+                "job.tag": "AUTO_REBAL",
+                "job.id": "auto_rebalance",
+                "job.run_id": "r1",
+                "job.prefix_tag": "PRICE_CACHE",
+            },
+        )
+    ]
 
 
 def test_a_registered_prefix_attributes_seed_call_sites_without_change(registry: TagRegistry) -> None:
@@ -98,10 +113,24 @@ def test_the_prefix_appears_exactly_once(
     assert [r.message for r in logs] == [expected]
 
 
-def test_non_string_messages_are_prefixed_too(registry: TagRegistry) -> None:
-    with capture_logs(registry) as logs, job_context(registry.AUTO_REBAL):
-        log.info({"items": 5})
-    assert [r.message for r in logs] == ["[AUTO_REBAL] {'items': 5}"]
+def test_a_message_that_is_not_a_string_is_never_rewritten(registry: TagRegistry) -> None:
+    event = {"event": "orders placed", "orders": 3}  # what structlog's stdlib integration logs
+    seen: list[object] = []
+
+    class KeepsTheMessage(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.msg)
+
+    handler = KeepsTheMessage()
+    handler.addFilter(JobTagFilter(registry))
+    log.addHandler(handler)
+    try:
+        with job_context(registry.AUTO_REBAL):
+            log.warning(event)
+    finally:
+        log.removeHandler(handler)
+    assert seen == [event]
+    assert seen[0] is event
 
 
 def test_two_handlers_with_the_filter_do_not_prefix_twice(registry: TagRegistry) -> None:
@@ -121,16 +150,16 @@ def test_two_handlers_with_the_filter_do_not_prefix_twice(registry: TagRegistry)
 def test_a_log_call_never_raises_even_when_attribution_fails(
     registry: TagRegistry, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    class FailsInTheFilter:
-        def __str__(self) -> str:
-            if sys._getframe(1).f_globals["__name__"] == "otel_jobtags.handler":
-                raise ValueError("no text")
-            return "text at last"
+    class FailsInTheFilter(str):
+        def __hash__(self) -> int:
+            if sys._getframe(1).f_globals["__name__"] == "otel_jobtags.tags":
+                raise ValueError("no hash")
+            return super().__hash__()
 
-    with capture_logs(registry) as logs, job_context(registry.AUTO_REBAL):
-        log.info(FailsInTheFilter())  # the filter fails; the record still reaches the handler
-    assert [(r.job_tag, r.message) for r in logs] == [("AUTO_REBAL", "text at last")]
-    assert "otel-jobtags: could not attribute a log record: ValueError: no text" in capsys.readouterr().err
+    with capture_logs(registry) as logs:
+        log.info("text", extra={"job_tag": FailsInTheFilter("AUTO_REBAL")})  # the record still arrives
+    assert [(r.job_tag, r.message) for r in logs] == [(None, "text")]
+    assert "otel-jobtags: could not attribute a log record: ValueError: no hash" in capsys.readouterr().err
 
 
 def test_the_filter_uses_the_active_registry_by_default(registry: TagRegistry) -> None:

@@ -8,6 +8,7 @@ the scheduler's own events (or on barriers the jobs meet at), never on sleeps.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -46,6 +47,7 @@ from otel_jobtags import (
     current_job,
     parse_schedule,
 )
+from otel_jobtags.schedule import Cron, Interval
 from otel_jobtags.scheduler import (
     RunRecordPolicy,
     compare_schedule,
@@ -932,7 +934,23 @@ def test_compare_schedule(schedule: str, trigger: Any, reason: str | None) -> No
 )
 def test_trigger_for_builds_a_trigger_that_follows_the_schedule(schedule: str) -> None:
     parsed = parse_schedule(schedule)
-    assert compare_schedule(parsed, trigger_for(parsed, timezone="UTC")) is None
+    trigger = trigger_for(parsed, timezone="UTC")
+    start = datetime(2026, 3, 1, 23, 59, 30, tzinfo=timezone.utc)  # a Sunday night
+    fired, previous, now = [], None, start
+    for _ in range(300):  # the trigger's own next fire times, as APScheduler asks for them
+        previous = trigger.get_next_fire_time(previous, now)
+        fired.append(previous)
+        now = previous + timedelta(seconds=1)
+    if isinstance(parsed, Interval):
+        assert {b - a for a, b in itertools.pairwise(fired)} == {parsed.period}
+    else:
+        assert isinstance(parsed, Cron)
+        expected, t = [], start.replace(tzinfo=None)
+        for _ in range(300):
+            t = parsed.next_after(t)
+            expected.append(t.replace(tzinfo=timezone.utc))
+        assert fired == expected
+    assert compare_schedule(parsed, trigger) is None
 
 
 def test_trigger_for_a_manual_schedule_is_none(registry: TagRegistry) -> None:
