@@ -53,12 +53,12 @@ def test_missing_tool_fails_in_ci_and_skips_elsewhere(
     [
         (
             "OTEL_JOBTAGS_COLLECTOR",
-            "tests/test_collector.py::test_validate_accepts_the_repo_config",
+            "tests/integration/test_collector.py::test_validate_accepts_the_repo_config",
             "the collector (OTEL_JOBTAGS_COLLECTOR) at /bin/true: '/bin/true --version' printed 'true (GNU coreutils)",
         ),
         (
             "OTEL_JOBTAGS_COMPOSE",
-            "tests/test_compose.py::test_compose_config_accepts_the_file",
+            "tests/integration/test_compose.py::test_compose_config_accepts_the_file",
             "Docker Compose (OTEL_JOBTAGS_COMPOSE) '/bin/true': '/bin/true version' printed 'nothing' (exit code 0), not a version matching",
         ),
     ],
