@@ -18,7 +18,7 @@ from .configure import (
 )
 from .context import ActiveJob, active_registry, bind, current_job, job_context, use_registry
 from .delivery import DeliveryProcessor, DeliveryStats
-from .errors import ConfigError, JobTagsError, TagError, UnknownJobError, UntaggedJobError
+from .errors import ConfigError, JobTagsError, MissingExtraError, TagError, UnknownJobError, UntaggedJobError
 from .handler import (
     ATTR_JOB_ID,
     ATTR_JOB_PREFIX_TAG,
@@ -60,6 +60,7 @@ __all__ = [
     "LokiClient",
     "LokiError",
     "Manual",
+    "MissingExtraError",
     "PeriodicSummary",
     "Schedule",
     "Settings",

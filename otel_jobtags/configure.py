@@ -44,6 +44,7 @@ __all__ = [
     "DeliverySettings",
     "Installation",
     "Settings",
+    "current_installation",
     "install",
     "resolve_delivery_settings",
     "resolve_settings",
@@ -567,6 +568,11 @@ def install(
 def _set_installation(installation: Installation) -> None:
     global _installation
     _installation = installation
+
+
+def current_installation() -> Installation | None:
+    """The installation :func:`install` set up and that is still running, if any."""
+    return _installation
 
 
 def uninstall() -> None:

@@ -339,12 +339,13 @@ def _plain_body(body: str, d: dict[str, Any]) -> str:
 
 def _attribute_values(d: dict[str, Any], names: set[str]) -> dict[str, Any]:
     attributes: dict[str, Any] = {}
+    if "_logger" in d:  # structlog's bookkeeping, not data about the record
+        names = names.difference(_STRUCTLOG_EXTRAS)
     for name in names:
         value = d[name]
-        if type(value) not in _PRIMITIVES:
-            if name in _STRUCTLOG_EXTRAS:
-                continue
-            if not (isinstance(value, (list, tuple)) and all(type(item) in _PRIMITIVES for item in value)):
-                value = str(value)
+        if type(value) not in _PRIMITIVES and not (
+            isinstance(value, (list, tuple)) and all(type(item) in _PRIMITIVES for item in value)
+        ):
+            value = str(value)
         attributes[name] = value
     return attributes

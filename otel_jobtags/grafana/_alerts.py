@@ -14,13 +14,17 @@ records in Loki (one record per run with ``job_outcome``); two per job:
 * **failing** -- at least ``failure_threshold`` failed runs within
   ``failure_window``, and no successful run since the latest failure.
 
+A third status has no generated rule yet: **overlapping** -- two processes
+ran the job at the same time (:func:`overlapping_runs`).
+
 Both resolve at the job's next successful run ("recovered"): a success makes
 the late rule's count 1, and makes the failing rule's latest success newer
 than its latest failure.
 
 :func:`is_late` and :func:`is_failing` compute, in Python, exactly what the
 rules compute in LogQL and Grafana expressions, so the thresholds can be
-tested against simulated run histories.
+tested against simulated run histories; :func:`job_status` combines them, and
+is what the embedded web view (:mod:`otel_jobtags.web`) shows for each job.
 
 # @FEAT:background-log-tagging
 """
@@ -47,8 +51,12 @@ from ._runqueries import ERROR, SUCCESS, count_records, last_run_ms, logql_durat
 
 __all__ = [
     "ALERT_RULES_FILE",
+    "FAILING",
+    "LATE",
+    "OVERLAPPING",
     "AlertPolicy",
     "Run",
+    "RunSpan",
     "alert_policies",
     "default_failure_threshold",
     "default_failure_window",
@@ -56,7 +64,10 @@ __all__ = [
     "generate_alert_rules",
     "is_failing",
     "is_late",
+    "is_overlapping",
+    "job_status",
     "late_window",
+    "overlapping_runs",
     "render_alert_rules",
     "stale_alert_rules",
     "success_gap",
@@ -84,7 +95,29 @@ class Run(NamedTuple):
 
     time: datetime
     outcome: str
-    """``success``, ``error``, ``missed`` or ``skipped``."""
+    """``success``, ``error``, ``missed``, ``skipped`` or ``cancelled``."""
+
+
+class RunSpan(NamedTuple):
+    """One run that ran, in one process: from its start to its end (when its run record was logged).
+
+    A run record gives ``end`` (its time) and ``start`` (``end`` minus
+    ``job.duration_ms``); ``instance`` is the process that ran it, its
+    resource's ``service.instance.id`` (else ``process.pid``). Missed and
+    skipped runs did not run and have no span.
+    """
+
+    start: datetime
+    end: datetime
+    instance: str
+
+
+LATE = "late"
+"""The status of a job whose late rule fires (:func:`is_late`)."""
+FAILING = "failing"
+"""The status of a job whose failing rule fires (:func:`is_failing`)."""
+OVERLAPPING = "overlapping"
+"""The status of a job two processes ran at the same time (:func:`is_overlapping`)."""
 
 
 # ---------------------------------------------------------------- the arithmetic
@@ -169,6 +202,39 @@ def is_failing(runs: Iterable[Run], now: datetime, *, window: timedelta, thresho
     return not successes or max(errors) > max(successes)
 
 
+def overlapping_runs(
+    spans: Iterable[RunSpan], now: datetime, *, window: timedelta
+) -> list[tuple[RunSpan, RunSpan]]:
+    """The pairs of runs of one job that two processes ran at the same time.
+
+    Only runs that ended within the window ``(now - window, now]`` count. Two
+    runs overlap when they come from different instances and each started
+    before the other ended (``a.start < b.end and b.start < a.end``): one
+    ending exactly when the other starts is no overlap, nor are two runs of
+    one process (a scheduler's own ``max_instances`` allows those on purpose).
+    Each pair is (earlier start, later start), in order of the later run's start.
+    """
+    recent = sorted(
+        (span for span in spans if now - window < span.end <= now), key=lambda span: (span.start, span.end)
+    )
+    pairs: list[tuple[RunSpan, RunSpan]] = []
+    running: list[RunSpan] = []  # started earlier, maybe not ended yet
+    for span in recent:
+        running = [other for other in running if other.end > span.start]
+        pairs.extend((other, span) for other in running if other.instance != span.instance)
+        running.append(span)
+    return pairs
+
+
+def is_overlapping(spans: Iterable[RunSpan], now: datetime, *, window: timedelta) -> bool:
+    """Whether two processes ran the job at the same time within ``(now - window, now]``.
+
+    See :func:`overlapping_runs`. A job runs twice at once when each of
+    several processes (gunicorn workers, replicas) starts its own scheduler.
+    """
+    return bool(overlapping_runs(spans, now, window=window))
+
+
 def default_failure_window(schedule: Schedule, grace: timedelta) -> timedelta:
     """The default failure window: period + grace, at least 15 min (1 h for manual jobs)."""
     period = schedule.period
@@ -206,6 +272,43 @@ class AlertPolicy:
     def late_window(self) -> timedelta | None:
         """Success gap + grace; ``None`` when the job has no late rule."""
         return late_window(self.tag.schedule, self.grace, self.run_records)
+
+    @property
+    def overlap_window(self) -> timedelta:
+        """How far back overlapping runs count: the :attr:`failure_window`."""
+        return self.failure_window
+
+
+def job_status(
+    policy: AlertPolicy,
+    now: datetime,
+    *,
+    last_success: datetime | None,
+    runs: Iterable[Run],
+    spans: Iterable[RunSpan] = (),
+) -> tuple[str, ...]:
+    """Which of :data:`FAILING`, :data:`LATE` and :data:`OVERLAPPING` hold for a job at ``now``.
+
+    An empty tuple means the job is ok. ``late`` and ``failing`` are the
+    generated Grafana rules' verdicts (:func:`is_late`, :func:`is_failing`
+    with the policy's numbers); ``overlapping`` is :func:`is_overlapping`
+    over :attr:`AlertPolicy.overlap_window`.
+
+    Args:
+        policy: the job's numbers (:func:`alert_policies`).
+        now: when to evaluate.
+        last_success: the time of the job's latest success record at or before ``now``, if any.
+        runs: its run records, at least those within the failure window.
+        spans: its runs that ran, at least those within the overlap window.
+    """
+    status = []
+    if is_failing(runs, now, window=policy.failure_window, threshold=policy.failure_threshold):
+        status.append(FAILING)
+    if is_late(policy.tag.schedule, last_success, now, policy.grace, policy.run_records):
+        status.append(LATE)
+    if is_overlapping(spans, now, window=policy.overlap_window):
+        status.append(OVERLAPPING)
+    return tuple(status)
 
 
 V = TypeVar("V")

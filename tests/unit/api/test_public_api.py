@@ -34,6 +34,7 @@ def test_exported_members_are_pinned() -> None:
         "LokiClient",
         "LokiError",
         "Manual",
+        "MissingExtraError",
         "PeriodicSummary",
         "Schedule",
         "Settings",
