@@ -57,7 +57,7 @@ from otel_jobtags import (
     install,
     read_job_logs,
 )
-from otel_jobtags.query import DEFAULT_LINE_FORMAT, rotated_files
+from otel_jobtags.logfiles import DEFAULT_LINE_FORMAT, rotated_files
 from otel_jobtags.web import create_app as create_jobs_view
 
 JOBS = TagRegistry()
