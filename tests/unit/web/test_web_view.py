@@ -12,7 +12,7 @@ import pytest
 from support.jobsview import EXPECTED, NOW, call, cells, scenario
 
 from otel_jobtags import ConfigError, TagRegistry
-from otel_jobtags.alerts import alert_policies, is_late
+from otel_jobtags.grafana import alert_policies, is_late
 from otel_jobtags.store import Store
 from otel_jobtags.web import CSP, create_app
 
