@@ -25,17 +25,21 @@ import contextlib
 import logging
 import re
 import sys
-import threading
 import traceback
 from time import time_ns
 from typing import Any, Literal
 
 from opentelemetry._logs import Logger, LoggerProvider, LogRecord, NoOpLogger, SeverityNumber
+from opentelemetry.context import get_current as _get_current_context
 from opentelemetry.instrumentation.log_utils import std_to_otel
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 
 from . import _diagnostics
 from . import context as _context
+from .delivery.internal import exporting
+from .delivery.internal import state as _exporting
+from .delivery.queue import RecordQueue
+from .delivery.records import RECORD_OVERHEAD, attributes_size, text_size
 from .errors import ConfigError
 from .tags import JobTag, TagRegistry
 
@@ -46,6 +50,7 @@ __all__ = [
     "JobTagFilter",
     "JobTagFormatter",
     "JobTagHandler",
+    "exporting",
 ]
 
 ATTR_JOB_TAG = "job.tag"
@@ -82,9 +87,6 @@ _SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}
 _SEVERITY_NUMBER: dict[int, SeverityNumber] = {}
 _UNSEEN: Any = object()
 
-_exporting = threading.local()
-"""``_exporting.active`` is true on a thread while it runs exporter code."""
-
 
 _internal_names: dict[str, bool] = {}  # logger name -> internal? (a cache: names are few)
 
@@ -101,19 +103,6 @@ def is_internal_record(record: logging.LogRecord) -> bool:
         return True
     internal = _internal_names.get(record.name)
     return _is_internal_name(record.name) if internal is None else internal
-
-
-class exporting:  # noqa: N801 - a context manager used like a statement
-    """Mark the current thread as running export code: records it logs are internal."""
-
-    __slots__ = ("_previous",)
-
-    def __enter__(self) -> None:
-        self._previous = getattr(_exporting, "active", False)
-        _exporting.active = True
-
-    def __exit__(self, *exc: object) -> None:
-        _exporting.active = self._previous
 
 
 def _report_internal_error(what: str, exc: BaseException) -> None:
@@ -258,6 +247,21 @@ class JobTagFormatter(logging.Formatter):
         super().__init__(fmt, datefmt, style, validate, defaults=merged)
 
 
+def _exception_attributes(record: logging.LogRecord, attributes: dict[str, Any]) -> dict[str, Any]:
+    """``attributes`` with the contrib handler's ``exception.*`` ones for ``record.exc_info``."""
+    exc_info = record.exc_info
+    if not exc_info:
+        return attributes
+    exctype, value, tb = exc_info
+    if exctype is not None:
+        attributes["exception.type"] = exctype.__name__
+    if value is not None and value.args:
+        attributes["exception.message"] = str(value.args[0])
+    if tb is not None:
+        attributes["exception.stacktrace"] = "".join(traceback.format_exception(*exc_info))
+    return attributes
+
+
 class JobTagHandler(LoggingHandler):
     """The OpenTelemetry logging handler, attributing records to their job.
 
@@ -279,6 +283,10 @@ class JobTagHandler(LoggingHandler):
         level: the handler's level.
         stderr: where internal records go; ``None`` means a stream handler on stderr.
         throttle_interval: seconds between two stderr lines with the same message.
+        queue: hand records over to this queue of a
+            :class:`~otel_jobtags.DeliveryProcessor` (``install`` does): the log
+            call then only attributes and formats the record, and the
+            OpenTelemetry record is built on the export thread.
     """
 
     def __init__(
@@ -289,8 +297,10 @@ class JobTagHandler(LoggingHandler):
         level: int = logging.NOTSET,
         stderr: logging.Handler | None = None,
         throttle_interval: float = _diagnostics.DEFAULT_INTERVAL,
+        queue: RecordQueue | None = None,
     ) -> None:
         super().__init__(level=level, logger_provider=logger_provider)
+        self.queue = queue
         self.job_filter = JobTagFilter(registry)
         self.addFilter(self.job_filter)
         if stderr is None:
@@ -320,8 +330,46 @@ class JobTagHandler(LoggingHandler):
             return False
         if isinstance(rv, logging.LogRecord):  # Python 3.12+: a filter may replace the record
             record = rv
-        self.emit(record)
+        if self.queue is not None:
+            self._hand_over(record)
+        else:
+            self.emit(record)
         return True
+
+    def _hand_over(self, record: logging.LogRecord) -> None:
+        # The log call's whole cost with install(): what must happen on the
+        # application's thread (as logging.handlers.QueueHandler.prepare does:
+        # the message and traceback formatted now, while args and frames are
+        # what they were), then an append. The OpenTelemetry record is built
+        # on the export thread.
+        try:
+            d = record.__dict__
+            attributes: dict[str, Any] | None
+            if len(d) == _TAGGED_RECORD_LEN and ATTR_JOB_TAG in d and ATTR_JOB_ID in d:
+                tag, job_id = d[ATTR_JOB_TAG], d[ATTR_JOB_ID]
+                attributes = {ATTR_JOB_TAG: tag, ATTR_JOB_ID: job_id}
+                extra_size = 15 + len(tag) + len(job_id)
+            else:
+                extra = d.keys() - _RESERVED_ATTRS
+                attributes = {k: d[k] for k in extra} if extra else None
+                if record.exc_info:
+                    attributes = _exception_attributes(record, attributes or {})
+                extra_size = attributes_size(attributes) if attributes else 0
+            if self.formatter:
+                body = self.format(record)
+            else:  # record.getMessage(), inlined
+                body = record.msg
+                if type(body) is not str:
+                    body = str(body)
+                if record.args:
+                    body = body % record.args
+            context = _get_current_context()
+            self.queue.put(  # type: ignore[union-attr]
+                (record.name, record.levelno, record.levelname, record.created, body, attributes, context),
+                RECORD_OVERHEAD + text_size(body) + extra_size,
+            )
+        except Exception as exc:  # a log call must never fail because of us
+            _report_internal_error("could not export a log record", exc)
 
     def flush(self) -> None:
         """Ask the provider to export what is buffered (in the background); nothing once closed.
@@ -375,13 +423,7 @@ class JobTagHandler(LoggingHandler):
                 if event_name is None:
                     event_name = deprecated_event_name
             if record.exc_info:
-                exctype, value, tb = record.exc_info
-                if exctype is not None:
-                    attributes["exception.type"] = exctype.__name__
-                if value is not None and value.args:
-                    attributes["exception.message"] = str(value.args[0])
-                if tb is not None:
-                    attributes["exception.stacktrace"] = "".join(traceback.format_exception(*record.exc_info))
+                attributes = _exception_attributes(record, attributes)
             levelno = record.levelno
             severity = _SEVERITY_NUMBER.get(levelno)
             if severity is None:
