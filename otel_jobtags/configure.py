@@ -25,7 +25,9 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.resources import Resource
 
+from . import _flags
 from . import context as _context
+from .attribution import PREFIX_ATTRIBUTION_VARIABLE, STRICT_VARIABLE
 from .delivery import (
     DEFAULT_MAX_QUEUE_BYTES,
     DEFAULT_MAX_QUEUE_RECORDS,
@@ -34,7 +36,7 @@ from .delivery import (
     DeliveryStats,
 )
 from .errors import ConfigError
-from .handler import JobTagHandler
+from .handler import BODY_PREFIX_VARIABLE, JobTagHandler
 from .spool import Spool
 from .tags import TagRegistry
 
@@ -42,6 +44,7 @@ __all__ = [
     "DeliverySettings",
     "Installation",
     "Settings",
+    "current_installation",
     "install",
     "resolve_delivery_settings",
     "resolve_settings",
@@ -429,6 +432,9 @@ def install(
     shutdown_timeout: float | None = None,
     spool_dir: str | os.PathLike[str] | None = None,
     export_timeout: float | None = None,
+    body_prefix: bool | None = None,
+    prefix_attribution: bool | None = None,
+    strict: bool | None = None,
 ) -> Installation:
     """Export the application's logs over OTLP, each record attributed to its job.
 
@@ -467,6 +473,19 @@ def install(
         export_timeout: seconds one OTLP export attempt may take (failed
             attempts are retried with backoff); else
             ``OTEL_JOBTAGS_EXPORT_TIMEOUT``, else 2.
+        body_prefix: start each exported body with its ``[TAG] `` (the text-log
+            habit); ``False`` exports the body as logged, so a JSON body stays
+            JSON (the ``job.*`` attributes are there either way); else
+            ``OTEL_JOBTAGS_BODY_PREFIX``, else on.
+        prefix_attribution: attribute a record logged outside any job by a
+            registered ``[TAG] `` prefix at the start of its message (how
+            ``format_background_log`` call sites are attributed); else
+            ``OTEL_JOBTAGS_PREFIX_ATTRIBUTION``, else on. An active job always
+            wins over a prefix.
+        strict: raise :class:`~otel_jobtags.UnknownJobError` from a log call
+            whose ``extra={"job_tag"/"job_id": ...}`` names no registered job
+            (for test suites); else ``OTEL_JOBTAGS_STRICT``, else off (said once
+            per value on stderr).
 
     Returns:
         An :class:`Installation`; its ``shutdown()`` (also run at exit) undoes everything.
@@ -488,6 +507,10 @@ def install(
         spool_dir=spool_dir,
         export_timeout=export_timeout,
     )
+    # Checked before anything changes, so a bad value leaves logging as it was.
+    body_prefix = _flags.resolve_flag(body_prefix, BODY_PREFIX_VARIABLE, True)
+    prefix_attribution = _flags.resolve_flag(prefix_attribution, PREFIX_ATTRIBUTION_VARIABLE, True)
+    strict = _flags.resolve_flag(strict, STRICT_VARIABLE, False)
     if isinstance(level, str):
         resolved_level = logging.getLevelName(level.upper())
         if not isinstance(resolved_level, int):
@@ -537,7 +560,14 @@ def install(
             raise _spool_error(delivery.spool_dir, exc) from None
         provider.add_log_record_processor(processor)
         target = logger if logger is not None else logging.getLogger()
-        handler = JobTagHandler(provider, registry=registry, queue=processor.queue)
+        handler = JobTagHandler(
+            provider,
+            registry=registry,
+            body_prefix=body_prefix,
+            prefix_attribution=prefix_attribution,
+            strict=strict,
+            queue=processor.queue,
+        )
         if previous is not None:
             # The new handler takes the old one's place in one step, so every
             # record reaches exactly one of them; the old one then delivers
@@ -570,6 +600,11 @@ def install(
 def _set_installation(installation: Installation) -> None:
     global _installation
     _installation = installation
+
+
+def current_installation() -> Installation | None:
+    """The installation :func:`install` set up and that is still running, if any."""
+    return _installation
 
 
 def uninstall() -> None:

@@ -1,20 +1,15 @@
-"""The logging side of the bridge: attribution and the OpenTelemetry handler.
-
-:class:`JobTagFilter` is a standard :class:`logging.Filter`: put it on any
-handler (file, console, OpenTelemetry) and the records it sees are attributed
-to their job -- attributes ``job.tag``/``job.id`` on the record and the
-``[TAG] `` prefix at the start of the message, exactly once. It never drops a
-record and never raises.
+"""The logging side of the bridge: the OpenTelemetry handler and the text formatter.
 
 :class:`JobTagHandler` is the maintained OpenTelemetry logging handler
-(``opentelemetry-instrumentation-logging``) with that filter built in, and a
-guard that keeps the OpenTelemetry SDK's, exporter's and gRPC's own records out
-of the exported stream (they go to stderr instead).
+(``opentelemetry-instrumentation-logging``) with job attribution built in (the
+rules of :mod:`otel_jobtags.attribution`), and a guard that keeps the
+OpenTelemetry SDK's, exporter's and gRPC's own records out of the exported
+stream (they go to stderr instead). It leaves the record's message as it
+finds it, so the application's other handlers see what they always saw; the
+``[TAG] `` prefix is added to the exported body only (a setting).
 
-Attribution order: explicit (``extra={"job_tag": ...}`` or ``extra={"job_id":
-...}``), then the active :func:`~otel_jobtags.job_context`, then a registered
-``[TAG]`` prefix at the start of the message. An unregistered ``[WORD]`` prefix
-is left alone.
+:class:`JobTagFormatter` is a text formatter that shows the job fields of
+every record.
 
 # @FEAT:background-log-tagging
 """
@@ -22,8 +17,8 @@ is left alone.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
-import re
 import sys
 import traceback
 from time import time_ns
@@ -34,35 +29,38 @@ from opentelemetry.context import get_current as _get_current_context
 from opentelemetry.instrumentation.log_utils import std_to_otel
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 
-from . import _diagnostics
-from . import context as _context
-from .delivery.internal import exporting
+from . import _diagnostics, _flags
+from .attribution import (
+    ATTR_JOB_ID,
+    ATTR_JOB_PREFIX_TAG,
+    ATTR_JOB_RUN_ID,
+    ATTR_JOB_TAG,
+    JobTagFilter,
+    report_internal_error,
+    with_prefix,
+)
 from .delivery.internal import state as _exporting
 from .delivery.queue import RecordQueue
 from .delivery.records import RECORD_OVERHEAD, attributes_size, text_size
 from .errors import ConfigError
-from .tags import JobTag, TagRegistry
+from .tags import TagRegistry
 
 __all__ = [
     "ATTR_JOB_ID",
+    "ATTR_JOB_PREFIX_TAG",
     "ATTR_JOB_RUN_ID",
     "ATTR_JOB_TAG",
     "JobTagFilter",
     "JobTagFormatter",
     "JobTagHandler",
-    "exporting",
 ]
 
-ATTR_JOB_TAG = "job.tag"
-"""OpenTelemetry attribute (and ``LogRecord`` attribute) holding the tag name."""
-ATTR_JOB_ID = "job.id"
-"""OpenTelemetry attribute holding the scheduler's job id."""
-ATTR_JOB_RUN_ID = "job.run_id"
-"""OpenTelemetry attribute identifying one run of a job."""
-
-_EXTRA_TAG = "job_tag"
-_EXTRA_ID = "job_id"
-_PREFIX_RE = re.compile(r"\[([A-Z][A-Z0-9_]{0,14})\] ")
+BODY_PREFIX_VARIABLE = "OTEL_JOBTAGS_BODY_PREFIX"
+# Values an OpenTelemetry attribute can hold; anything else is exported as its str().
+_PRIMITIVES = frozenset((str, bool, int, float, bytes))
+# What structlog's stdlib integration (``wrap_for_formatter``) passes in
+# ``extra=`` for its formatter: its own objects, not data about the record.
+_STRUCTLOG_EXTRAS = ("_logger", "_name")
 
 # Loggers whose records describe the export pipeline itself. Exporting them
 # would feed the pipeline's own trouble back into it (a failing export logs a
@@ -105,108 +103,6 @@ def is_internal_record(record: logging.LogRecord) -> bool:
     return _is_internal_name(record.name) if internal is None else internal
 
 
-def _report_internal_error(what: str, exc: BaseException) -> None:
-    # Never raise into the application's log call; say what happened on stderr.
-    with contextlib.suppress(Exception):  # stderr itself may be gone
-        sys.stderr.write(f"otel-jobtags: {what}: {type(exc).__name__}: {exc}\n")
-
-
-class JobTagFilter(logging.Filter):
-    """Attribute records to their job; usable on any handler and in ``dictConfig``.
-
-    Sets the record attributes ``job.tag``, ``job.id`` (and ``job.run_id``
-    inside a run), and makes the message start with ``[TAG] `` exactly once.
-    Text formatters can show them as ``%(job.tag)s``; use
-    :class:`JobTagFormatter` so that records outside any job format too.
-
-    Args:
-        registry: the tags that explicit values and ``[TAG]`` prefixes resolve
-            against; by default the active registry
-            (:func:`~otel_jobtags.use_registry`, set by ``install``).
-        prefix: add the ``[TAG] `` prefix to messages that lack it.
-
-    ``dictConfig`` example::
-
-        "filters": {"jobtags": {"()": "otel_jobtags.JobTagFilter"}},
-        "formatters": {"jobs": {"class": "otel_jobtags.JobTagFormatter",
-                                "format": "%(asctime)s %(levelname)s: %(message)s"}},
-        "handlers": {"file": {"class": "logging.FileHandler", "filename": "app.log",
-                              "filters": ["jobtags"], "formatter": "jobs"}},
-    """
-
-    def __init__(self, registry: TagRegistry | None = None, *, prefix: bool = True) -> None:
-        super().__init__()
-        self.registry = registry
-        self.prefix = prefix
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Attribute ``record`` in place; always keeps it."""
-        d = record.__dict__
-        if ATTR_JOB_TAG in d:  # attributed already, by this or another handler's filter
-            return True
-        try:
-            self._attribute(record, d)
-        except Exception as exc:  # a log call must never fail because of us
-            _report_internal_error("could not attribute a log record", exc)
-        return True
-
-    def _attribute(self, record: logging.LogRecord, d: dict[str, Any]) -> None:
-        registry = self.registry if self.registry is not None else _context._registry
-        tag: JobTag | None = None
-        run_id: str | None = None
-        if _EXTRA_TAG in d or _EXTRA_ID in d:
-            tag = self._explicit(d, registry)
-        if tag is None:
-            active = _context._current.get()
-            if active is not None:
-                tag, run_id = active.tag, active.run_id
-        msg = record.msg
-        if tag is None:
-            if registry is None or type(msg) is not str or not msg.startswith("["):
-                return
-            m = _PREFIX_RE.match(msg)
-            if m is None:
-                return
-            tag = registry.get(m.group(1))  # an unregistered [WORD] stays as it is
-            if tag is None:
-                return
-        d[ATTR_JOB_TAG] = tag.name
-        d[ATTR_JOB_ID] = tag.job_id
-        if run_id is not None:
-            d[ATTR_JOB_RUN_ID] = run_id
-        if not self.prefix:
-            return
-        prefix = tag.prefix
-        if type(msg) is not str:
-            msg = str(msg)
-        elif msg.startswith(prefix):
-            return
-        elif msg.startswith("%") and record.args:
-            # The prefix may come from an argument: "%s" % format_background_log(...)
-            text = record.getMessage()
-            if text.startswith(prefix):
-                return
-        record.msg = prefix + msg
-
-    @staticmethod
-    def _explicit(d: dict[str, Any], registry: TagRegistry | None) -> JobTag | None:
-        value = d.get(_EXTRA_TAG)
-        key = _EXTRA_TAG
-        if value is None:
-            value, key = d.get(_EXTRA_ID), _EXTRA_ID
-        if isinstance(value, JobTag):
-            tag: JobTag | None = value if registry is None else (registry.get(value) or value)
-        elif registry is not None and isinstance(value, str):
-            tag = registry.get(value)
-        else:
-            tag = None
-        if tag is not None:
-            # The dotted attributes replace the extra keys, so the exported
-            # record carries job.tag/job.id once, not twice under two names.
-            d.pop(key, None)
-        return tag
-
-
 class JobTagFormatter(logging.Formatter):
     """A text formatter that can show the job fields of every record.
 
@@ -247,26 +143,18 @@ class JobTagFormatter(logging.Formatter):
         super().__init__(fmt, datefmt, style, validate, defaults=merged)
 
 
-def _exception_attributes(record: logging.LogRecord, attributes: dict[str, Any]) -> dict[str, Any]:
-    """``attributes`` with the contrib handler's ``exception.*`` ones for ``record.exc_info``."""
-    exc_info = record.exc_info
-    if not exc_info:
-        return attributes
-    exctype, value, tb = exc_info
-    if exctype is not None:
-        attributes["exception.type"] = exctype.__name__
-    if value is not None and value.args:
-        attributes["exception.message"] = str(value.args[0])
-    if tb is not None:
-        attributes["exception.stacktrace"] = "".join(traceback.format_exception(*exc_info))
-    return attributes
-
-
 class JobTagHandler(LoggingHandler):
     """The OpenTelemetry logging handler, attributing records to their job.
 
     A :class:`JobTagFilter` runs first, so exported records carry ``job.tag``
-    and ``job.id`` attributes and a ``[TAG] ``-prefixed body. Records that the
+    and ``job.id`` attributes; the record's message is left as it is (other
+    handlers see it unchanged) and the exported body starts with ``[TAG] ``
+    unless ``body_prefix`` is off -- switch it off for structured bodies, so
+    that a JSON body stays JSON. A message that is a dict (structlog's event
+    dict, with no formatter on this handler) is exported as JSON text.
+    Attribute values OpenTelemetry cannot hold are exported as their ``str()``.
+
+    Records that the
     OpenTelemetry SDK, the exporters and gRPC log about themselves -- or that
     any code logs while exporting -- are never exported: those of level
     WARNING and above are written to ``stderr`` instead (at most one line per
@@ -281,12 +169,16 @@ class JobTagHandler(LoggingHandler):
         logger_provider: the SDK ``LoggerProvider`` records are emitted to.
         registry: passed to the :class:`JobTagFilter`.
         level: the handler's level.
+        body_prefix: start the exported body with ``[TAG] ``; else
+            ``OTEL_JOBTAGS_BODY_PREFIX``, else on.
+        prefix_attribution: passed to the :class:`JobTagFilter`.
+        strict: passed to the :class:`JobTagFilter`.
         stderr: where internal records go; ``None`` means a stream handler on stderr.
         throttle_interval: seconds between two stderr lines with the same message.
         queue: hand records over to this queue of a
             :class:`~otel_jobtags.DeliveryProcessor` (``install`` does): the log
-            call then only attributes and formats the record, and the
-            OpenTelemetry record is built on the export thread.
+            call then only attributes the record and formats its message and
+            traceback; the OpenTelemetry record is built on the export thread.
     """
 
     def __init__(
@@ -297,12 +189,19 @@ class JobTagHandler(LoggingHandler):
         level: int = logging.NOTSET,
         stderr: logging.Handler | None = None,
         throttle_interval: float = _diagnostics.DEFAULT_INTERVAL,
+        body_prefix: bool | None = None,
+        prefix_attribution: bool | None = None,
+        strict: bool | None = None,
         queue: RecordQueue | None = None,
     ) -> None:
         super().__init__(level=level, logger_provider=logger_provider)
         self.queue = queue
-        self.job_filter = JobTagFilter(registry)
+        self.job_filter = JobTagFilter(
+            registry, prefix=False, prefix_attribution=prefix_attribution, strict=strict
+        )
         self.addFilter(self.job_filter)
+        self.body_prefix = _flags.resolve_flag(body_prefix, BODY_PREFIX_VARIABLE, True)
+        self._finish_body = _prefixed_body if self.body_prefix else _plain_body
         if stderr is None:
             stderr = logging.StreamHandler(sys.stderr)
             stderr.setFormatter(logging.Formatter("otel-jobtags: %(name)s %(levelname)s: %(message)s"))
@@ -331,45 +230,10 @@ class JobTagHandler(LoggingHandler):
         if isinstance(rv, logging.LogRecord):  # Python 3.12+: a filter may replace the record
             record = rv
         if self.queue is not None:
-            self._hand_over(record)
+            self._hand_over(record, self.queue)
         else:
             self.emit(record)
         return True
-
-    def _hand_over(self, record: logging.LogRecord) -> None:
-        # The log call's whole cost with install(): what must happen on the
-        # application's thread (as logging.handlers.QueueHandler.prepare does:
-        # the message and traceback formatted now, while args and frames are
-        # what they were), then an append. The OpenTelemetry record is built
-        # on the export thread.
-        try:
-            d = record.__dict__
-            attributes: dict[str, Any] | None
-            if len(d) == _TAGGED_RECORD_LEN and ATTR_JOB_TAG in d and ATTR_JOB_ID in d:
-                tag, job_id = d[ATTR_JOB_TAG], d[ATTR_JOB_ID]
-                attributes = {ATTR_JOB_TAG: tag, ATTR_JOB_ID: job_id}
-                extra_size = 15 + len(tag) + len(job_id)
-            else:
-                extra = d.keys() - _RESERVED_ATTRS
-                attributes = {k: d[k] for k in extra} if extra else None
-                if record.exc_info:
-                    attributes = _exception_attributes(record, attributes or {})
-                extra_size = attributes_size(attributes) if attributes else 0
-            if self.formatter:
-                body = self.format(record)
-            else:  # record.getMessage(), inlined
-                body = record.msg
-                if type(body) is not str:
-                    body = str(body)
-                if record.args:
-                    body = body % record.args
-            context = _get_current_context()
-            self.queue.put(  # type: ignore[union-attr]
-                (record.name, record.levelno, record.levelname, record.created, body, attributes, context),
-                RECORD_OVERHEAD + text_size(body) + extra_size,
-            )
-        except Exception as exc:  # a log call must never fail because of us
-            _report_internal_error("could not export a log record", exc)
 
     def flush(self) -> None:
         """Ask the provider to export what is buffered (in the background); nothing once closed.
@@ -398,6 +262,60 @@ class JobTagHandler(LoggingHandler):
         self._otel_loggers[name] = found
         return found
 
+    def _parts(self, record: logging.LogRecord) -> tuple[str, dict[str, Any] | None, int]:
+        """The exported body and attributes of ``record``, and the attributes' size."""
+        d = record.__dict__
+        attributes: dict[str, Any] | None
+        if len(d) == _TAGGED_RECORD_LEN and ATTR_JOB_TAG in d and ATTR_JOB_ID in d:
+            # The common case, a record of a job and nothing else extra:
+            # its only non-standard attributes are the two the filter set.
+            tag, job_id = d[ATTR_JOB_TAG], d[ATTR_JOB_ID]
+            attributes = {ATTR_JOB_TAG: tag, ATTR_JOB_ID: job_id}
+            size = 14 + len(tag) + len(job_id)
+        else:
+            extra = d.keys() - _RESERVED_ATTRS
+            attributes = _attribute_values(d, extra) if extra else None
+            size = 0
+        if record.exc_info:
+            attributes = _exception_attributes(record.exc_info, attributes or {})
+            size = 0
+        if attributes and not size:
+            size = attributes_size(attributes)
+        if self.formatter:
+            body = self.format(record)
+        else:  # record.getMessage(), inlined
+            body = record.msg
+            if type(body) is dict:  # structlog's event dict
+                body = json.dumps(body, default=str, ensure_ascii=False)
+            elif type(body) is not str:
+                body = str(body)
+            if record.args:
+                body = body % record.args
+        return self._finish_body(body, d), attributes, size
+
+    def _hand_over(self, record: logging.LogRecord, queue: RecordQueue) -> None:
+        # The log call's whole cost with install(): what must happen on the
+        # application's thread (as logging.handlers.QueueHandler.prepare
+        # does: message and traceback formatted now, while the arguments and
+        # frames are what they were), then an append. The OpenTelemetry
+        # record is built on the export thread.
+        try:
+            body, attributes, size = self._parts(record)
+            queue.put(
+                (
+                    record.name,
+                    record.levelno,
+                    record.levelname,
+                    record.created,
+                    body,
+                    attributes,
+                    _get_current_context(),
+                ),
+                RECORD_OVERHEAD + text_size(body) + size,
+            )
+        except Exception as exc:  # a log call must never fail because of us
+            report_internal_error("could not export a log record", exc)
+
     def emit(self, record: logging.LogRecord) -> None:
         """Translate ``record`` to an OpenTelemetry log record and emit it; never raises."""
         try:
@@ -407,35 +325,18 @@ class JobTagHandler(LoggingHandler):
                 logger = self._otel_logger(name)
             if logger is None:
                 return
-            d = record.__dict__
-            attributes: dict[str, Any]
-            if len(d) == _TAGGED_RECORD_LEN and ATTR_JOB_TAG in d and ATTR_JOB_ID in d:
-                # The common case, a record of a job and nothing else extra:
-                # its only non-standard attributes are the two the filter set.
-                attributes = {ATTR_JOB_TAG: d[ATTR_JOB_TAG], ATTR_JOB_ID: d[ATTR_JOB_ID]}
-            else:
-                extra = d.keys() - _RESERVED_ATTRS
-                attributes = {k: d[k] for k in extra} if extra else {}
+            body, parts, _ = self._parts(record)
+            attributes = parts if parts is not None else {}
             event_name = None
             if "otel.event.name" in attributes or "event.name" in attributes:
                 event_name = attributes.pop("otel.event.name", None)
                 deprecated_event_name = attributes.pop("event.name", None)
                 if event_name is None:
                     event_name = deprecated_event_name
-            if record.exc_info:
-                attributes = _exception_attributes(record, attributes)
             levelno = record.levelno
             severity = _SEVERITY_NUMBER.get(levelno)
             if severity is None:
                 severity = _SEVERITY_NUMBER[levelno] = std_to_otel(levelno)
-            if self.formatter:
-                body = self.format(record)
-            else:  # record.getMessage(), inlined
-                body = record.msg
-                if type(body) is not str:
-                    body = str(body)
-                if record.args:
-                    body = body % record.args
             levelname = record.levelname
             logger.emit(
                 LogRecord(
@@ -449,4 +350,38 @@ class JobTagHandler(LoggingHandler):
                 )
             )
         except Exception as exc:  # a log call must never fail because of us
-            _report_internal_error("could not export a log record", exc)
+            report_internal_error("could not export a log record", exc)
+
+
+def _exception_attributes(exc_info: Any, attributes: dict[str, Any]) -> dict[str, Any]:
+    """``attributes`` with the contrib handler's ``exception.*`` ones for ``exc_info``."""
+    exctype, value, tb = exc_info
+    if exctype is not None:
+        attributes["exception.type"] = exctype.__name__
+    if value is not None and value.args:
+        attributes["exception.message"] = str(value.args[0])
+    if tb is not None:
+        attributes["exception.stacktrace"] = "".join(traceback.format_exception(*exc_info))
+    return attributes
+
+
+def _prefixed_body(body: str, d: dict[str, Any]) -> str:
+    return with_prefix(body, d) if ATTR_JOB_TAG in d else body
+
+
+def _plain_body(body: str, d: dict[str, Any]) -> str:
+    return body
+
+
+def _attribute_values(d: dict[str, Any], names: set[str]) -> dict[str, Any]:
+    attributes: dict[str, Any] = {}
+    if "_logger" in d:  # structlog's bookkeeping, not data about the record
+        names = names.difference(_STRUCTLOG_EXTRAS)
+    for name in names:
+        value = d[name]
+        if type(value) not in _PRIMITIVES and not (
+            isinstance(value, (list, tuple)) and all(type(item) in _PRIMITIVES for item in value)
+        ):
+            value = str(value)
+        attributes[name] = value
+    return attributes

@@ -29,13 +29,15 @@ from pathlib import Path
 from typing import IO, TypeVar
 
 from support.otlp import free_port
-from support.prerequisites import REPO_ROOT, PrerequisiteError, run_build_script
+from support.prerequisites import REPO_ROOT, PrerequisiteError, check_version, run_build_script
 
 __all__ = [
     "BUILD_SCRIPT",
     "COLLECTOR_CONFIG",
+    "MANIFEST",
     "Collector",
     "CollectorPorts",
+    "collector_release",
     "find_collector_binary",
     "poll_until",
     "validate_config",
@@ -46,6 +48,9 @@ COLLECTOR_CONFIG: Path = REPO_ROOT / "collector-config.yaml"
 
 BUILD_SCRIPT: Path = REPO_ROOT / "scripts" / "build-collector.sh"
 """Builds (or finds in its cache) the collector binary and prints its path."""
+
+MANIFEST: Path = REPO_ROOT / "collector" / "builder-config.yaml"
+"""The builder manifest: the components and the release of the collector the tests run."""
 
 BUILD_TIMEOUT_S = 1800.0
 """A cold build downloads and compiles the collector's modules: minutes."""
@@ -64,8 +69,22 @@ def find_collector_binary() -> Path:
         path = Path(named)
         if not (path.is_file() and os.access(path, os.X_OK)):
             raise PrerequisiteError(f"OTEL_JOBTAGS_COLLECTOR={named!r} is not an executable file")
-        return path
-    return run_build_script(BUILD_SCRIPT, timeout=BUILD_TIMEOUT_S)
+    else:
+        path = run_build_script(BUILD_SCRIPT, timeout=BUILD_TIMEOUT_S)
+    check_version(
+        [str(path), "--version"],
+        rf"\bversion v?{re.escape(collector_release())}\b",
+        what=f"the collector {'(OTEL_JOBTAGS_COLLECTOR) ' if named else ''}at {path}",
+    )
+    return path
+
+
+def collector_release() -> str:
+    """The collector release the builder manifest pins (``dist.version``)."""
+    match = re.search(r"^  version: *\"?([0-9][0-9.]*)\"? *$", MANIFEST.read_text(encoding="utf-8"), re.M)
+    if match is None:
+        raise PrerequisiteError(f"no dist.version in {MANIFEST}")
+    return match.group(1)
 
 
 def poll_until(condition: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.1) -> T:

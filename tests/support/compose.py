@@ -16,9 +16,16 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from support.prerequisites import REPO_ROOT, PrerequisiteError, run_build_script
+from support.prerequisites import REPO_ROOT, PrerequisiteError, check_version, run_build_script, unavailable
 
-__all__ = ["BUILD_SCRIPT", "COMPOSE_FILE", "compose_config", "find_compose_command"]
+__all__ = [
+    "BUILD_SCRIPT",
+    "COMPOSE_FILE",
+    "compose_command_or_unavailable",
+    "compose_config",
+    "find_compose_command",
+    "run_compose",
+]
 
 COMPOSE_FILE: Path = REPO_ROOT / "docker-compose.yml"
 """The stack's compose file."""
@@ -52,27 +59,31 @@ def find_compose_command() -> list[str]:
         path = Path(named)
         if not (path.is_file() and os.access(path, os.X_OK)):
             raise PrerequisiteError(f"OTEL_JOBTAGS_COMPOSE={named!r} is not an executable file")
-        return [str(path)]
-    plugin = _docker_compose_plugin()
-    if plugin is not None:
-        return plugin
-    return [str(run_build_script(BUILD_SCRIPT, timeout=1800))]
+        command = [str(path)]
+    else:
+        command = _docker_compose_plugin() or [str(run_build_script(BUILD_SCRIPT, timeout=1800))]
+    check_version(
+        [*command, "version"],
+        r"\bDocker Compose version v?[2-9]\.",
+        what=f"Docker Compose {'(OTEL_JOBTAGS_COMPOSE) ' if named else ''}{' '.join(command)!r}",
+    )
+    return command
 
 
-def compose_config(
+def run_compose(
     command: Sequence[str],
     *args: str,
     env: Mapping[str, str],
     compose_file: Path = COMPOSE_FILE,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``<command> -f <compose_file> config <args>`` with exactly ``env`` plus ``PATH`` and ``HOME``.
+    """Run ``<command> -f <compose_file> <args>`` with exactly ``env`` plus ``PATH`` and ``HOME``.
 
     The environment is not inherited, so that a variable set in the caller's
     shell (GRAFANA_ADMIN_PASSWORD, say) cannot change the verdict.
     """
     base = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
     return subprocess.run(
-        [*command, "-f", str(compose_file), "config", *args],
+        [*command, "-f", str(compose_file), *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -81,3 +92,21 @@ def compose_config(
         stdin=subprocess.DEVNULL,
         check=False,
     )
+
+
+def compose_command_or_unavailable() -> list[str]:
+    """:func:`find_compose_command` for a test: skips without it, fails without it in CI."""
+    try:
+        return find_compose_command()
+    except PrerequisiteError as exc:
+        unavailable(f"no Docker Compose to validate docker-compose.yml: {exc}")
+
+
+def compose_config(
+    command: Sequence[str],
+    *args: str,
+    env: Mapping[str, str],
+    compose_file: Path = COMPOSE_FILE,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``<command> -f <compose_file> config <args>``, as :func:`run_compose` does."""
+    return run_compose(command, "config", *args, env=env, compose_file=compose_file)

@@ -10,13 +10,14 @@ path as the last line of their stdout.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
 
-__all__ = ["REPO_ROOT", "PrerequisiteError", "in_ci", "run_build_script", "unavailable"]
+__all__ = ["REPO_ROOT", "PrerequisiteError", "check_version", "in_ci", "run_build_script", "unavailable"]
 
 REPO_ROOT: Path = Path(__file__).resolve().parents[2]
 """The repository's root directory."""
@@ -76,3 +77,37 @@ def run_build_script(script: Path, *, timeout: float, env: dict[str, str] | None
     if not (path.is_file() and os.access(path, os.X_OK)):
         raise PrerequisiteError(f"{script.name} printed {str(path)!r}, which is not an executable file")
     return path
+
+
+def check_version(command: list[str], expected: str, *, what: str) -> str:
+    """Run ``command`` (a tool's version command) and check that it prints ``expected``.
+
+    A named executable is trusted only once it says it is the tool, at the
+    release the repository pins: ``/bin/true`` or another program's binary
+    must not stand in for it and make the tests that use it pass.
+
+    Args:
+        command: the argument list that prints the version, e.g. ``[binary, "--version"]``.
+        expected: a regular expression the output must contain.
+        what: how to name the tool in the error.
+
+    Returns:
+        The first line of the output.
+
+    Raises:
+        PrerequisiteError: the command failed, timed out, or printed something else.
+    """
+    try:
+        proc = subprocess.run(
+            command, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise PrerequisiteError(f"{what}: {command[0]!r} could not be run: {exc}") from exc
+    output = (proc.stdout + proc.stderr).strip()
+    if proc.returncode != 0 or not re.search(expected, output):
+        shown = output.splitlines()[0] if output else "nothing"
+        raise PrerequisiteError(
+            f"{what}: {' '.join(command)!r} printed {shown!r} (exit code {proc.returncode}), "
+            f"not a version matching {expected!r}"
+        )
+    return output.splitlines()[0]
