@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from ..errors import ConfigError
 from ..handler import ATTR_JOB_TAG
+from ..scheduler import ATTR_JOB_DURATION_MS, ATTR_JOB_OUTCOME, ATTR_JOB_RUNS
 
 __all__ = [
     "DURATION_MS",
@@ -33,18 +34,13 @@ __all__ = [
 ]
 from ._logql import logql_string, loki_field
 
-# The attributes of run records, as otel_jobtags.scheduler writes them (a
-# test ties the names; importing that module would need APScheduler).
-_ATTR_OUTCOME = "job.outcome"
-_ATTR_DURATION_MS = "job.duration_ms"
-_ATTR_RUNS = "job.runs"  # on a summary of successful runs: how many it stands for
 _ATTR_STACKTRACE = "exception.stacktrace"  # OpenTelemetry semantic conventions
 
 JOB_TAG = loki_field(ATTR_JOB_TAG)
 SERVICE = loki_field("service.name")
-OUTCOME = loki_field(_ATTR_OUTCOME)
-DURATION_MS = loki_field(_ATTR_DURATION_MS)
-RUNS = loki_field(_ATTR_RUNS)
+OUTCOME = loki_field(ATTR_JOB_OUTCOME)
+DURATION_MS = loki_field(ATTR_JOB_DURATION_MS)
+RUNS = loki_field(ATTR_JOB_RUNS)
 STACKTRACE = loki_field(_ATTR_STACKTRACE)
 LEVEL = "detected_level"  # derived by Loki from the severity
 RUN_TIME_MS = "run_time_ms"  # made by the queries themselves, see last_run_ms

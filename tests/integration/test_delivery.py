@@ -658,7 +658,7 @@ def test_records_left_at_exit_are_delivered_by_the_next_process_with_the_same_sp
         bodies = [r.body for r in rx.wait_for(55, timeout=5)]
     assert bodies == [f"first {i}" for i in range(50)] + [f"second {i}" for i in range(5)]
     assert _batch_files(spool) == []
-    assert [p.name for p in spool.iterdir()] == []
+    assert [p.name for p in spool.iterdir()] == ["spool.key"]  # no lock, no batch left
 
 
 def test_records_spooled_before_a_sigkill_are_delivered_by_the_next_process(tmp_path: Path) -> None:
@@ -723,8 +723,9 @@ def test_corrupt_and_truncated_spool_files_are_skipped_with_a_warning(
         )
         for i in range(3)
     ]
+    # Every damaged file is refused when adopted, before its records are counted.
     assert installation.stats == oj.DeliveryStats(
-        emitted=4, delivered=3, queued=0, dropped=0, rejected=1, failed_exports=0
+        emitted=3, delivered=3, queued=0, dropped=0, rejected=0, failed_exports=0
     )
     err = _stderr_lines(capsys.readouterr().err)
     assert len(err) == 3
@@ -734,12 +735,13 @@ def test_corrupt_and_truncated_spool_files_are_skipped_with_a_warning(
         err[0],
     )
     assert re.fullmatch(
-        r"otel-jobtags: skipping spool file .*-0000000004\.batch: .*-0000000004\.batch: not a spool batch "
-        r"\(bad magic\); kept as .*\.corrupt",
+        r"otel-jobtags: skipping spool file .*\.batch: .*\.batch: checksum mismatch \(damaged, or not "
+        r"written by this spool: its HMAC does not match spool\.key\); kept as .*\.corrupt",
         err[1],
     )
     assert re.fullmatch(
-        r"otel-jobtags: skipping spool file .*\.batch: .*\.batch: checksum mismatch; kept as .*\.corrupt",
+        r"otel-jobtags: skipping spool file .*-0000000004\.batch: .*-0000000004\.batch: not a spool batch "
+        r"\(bad magic\); kept as .*\.corrupt",
         err[2],
     )
     assert good.path.name not in os.listdir(tmp_path)

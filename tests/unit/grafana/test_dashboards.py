@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 from support.grafana import REPO, grafana_custom_options, panel_queries, small_registry
 
-from otel_jobtags import ConfigError, TagRegistry, dashboards
+from otel_jobtags import ConfigError, TagRegistry
 from otel_jobtags.demo import JOBS
 from otel_jobtags.grafana import (
     JOB_DASHBOARD_UID,
     LOKI_DATASOURCE_UID,
     OVERVIEW_DASHBOARD_UID,
     RUNS_PANEL_ID,
+    _runqueries,
     generate_dashboards,
     job_dashboard_url,
     job_selector,
@@ -59,15 +60,8 @@ def test_loki_field_rejects_an_empty_name() -> None:
         loki_field("")
 
 
-def test_run_record_fields_are_those_the_scheduler_integration_writes() -> None:
-    from otel_jobtags import scheduler
-
-    assert (dashboards._ATTR_OUTCOME, dashboards._ATTR_DURATION_MS, dashboards._ATTR_RUNS) == (
-        scheduler.ATTR_JOB_OUTCOME,
-        scheduler.ATTR_JOB_DURATION_MS,
-        scheduler.ATTR_JOB_RUNS,
-    )
-    assert (dashboards.OUTCOME, dashboards.DURATION_MS, dashboards.RUNS) == (
+def test_run_record_fields_are_loki_names_of_those_the_scheduler_integration_writes() -> None:
+    assert (_runqueries.OUTCOME, _runqueries.DURATION_MS, _runqueries.RUNS) == (
         "job_outcome",
         "job_duration_ms",
         "job_runs",

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from otel_jobtags import TagRegistry
-from otel_jobtags.alerts import (
+from otel_jobtags.grafana import (
     FAILING,
     LATE,
     OVERLAPPING,
