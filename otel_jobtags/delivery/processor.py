@@ -79,6 +79,12 @@ before it is split; refusals of a single record before it is rejected."""
 _IN_MEMORY_BATCHES = 4
 
 
+def _describe(exc: Exception) -> str:
+    # An OSError says what happened ("[Errno 28] No space left on device");
+    # anything else is named by its type too.
+    return str(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+
+
 @dataclass(frozen=True)
 class DeliveryStats:
     """Counters of a :class:`DeliveryProcessor` (of this process, since it started).
@@ -465,7 +471,7 @@ class DeliveryProcessor(LogRecordProcessor):
                 assert records is not None
                 part.tag = spool.write_part(old, number, records, part.nbytes)
         except Exception as exc:
-            self._throttle.warn("spool-write", f"could not write to the spool: {type(exc).__name__}: {exc}")
+            self._throttle.warn("spool-write", f"could not write to the spool: {_describe(exc)}")
             for part in action.parts:
                 part.tag = False  # in memory only
         spool.remove(old)
@@ -487,9 +493,7 @@ class DeliveryProcessor(LogRecordProcessor):
             try:
                 batch.tag = spool.write(records, batch.nbytes)
             except Exception as exc:
-                self._throttle.warn(
-                    "spool-write", f"could not write to the spool: {type(exc).__name__}: {exc}"
-                )
+                self._throttle.warn("spool-write", f"could not write to the spool: {_describe(exc)}")
                 batch.tag = False  # kept in memory only
                 continue
         with self._lock:
@@ -598,9 +602,7 @@ class DeliveryProcessor(LogRecordProcessor):
                     self._spool.write(records, batch.nbytes)
                     written += batch.count
                 except Exception as exc:
-                    self._throttle.warn(
-                        "spool-write", f"could not write to the spool: {type(exc).__name__}: {exc}"
-                    )
+                    self._throttle.warn("spool-write", f"could not write to the spool: {_describe(exc)}")
             self._spool.close()
         if on_disk + written:
             _diagnostics.write(
