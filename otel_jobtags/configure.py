@@ -10,7 +10,6 @@ and the value.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
@@ -27,6 +26,7 @@ from opentelemetry.sdk.resources import Resource
 
 from . import _flags
 from . import context as _context
+from ._exit import ExitHook
 from .attribution import PREFIX_ATTRIBUTION_VARIABLE, STRICT_VARIABLE
 from .delivery import (
     DEFAULT_MAX_QUEUE_BYTES,
@@ -327,6 +327,7 @@ class Installation:
         self._previous_registry = previous_registry
         self._closed = False
         self._lock = threading.Lock()
+        self._exit_hook: ExitHook | None = None
 
     @property
     def resource(self) -> Resource:
@@ -363,7 +364,8 @@ class Installation:
                 _context.use_registry(self._previous_registry)
             if _installation is self:
                 _installation = None
-        atexit.unregister(self.shutdown)
+        if self._exit_hook is not None:
+            self._exit_hook.cancel()
         self.provider.shutdown()
 
     def __enter__(self) -> Installation:
@@ -562,7 +564,9 @@ def install(
             previous_registry=previous_registry,
         )
         _set_installation(installation)
-    atexit.register(installation.shutdown)
+    # At exit, and at the end of multiprocessing's forked children, which
+    # skip atexit (they end through os._exit).
+    installation._exit_hook = ExitHook(installation.shutdown)
     return installation
 
 
