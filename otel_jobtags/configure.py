@@ -280,21 +280,21 @@ def resolve_delivery_settings(
 
 
 def _make_exporter(settings: Settings, timeout: float) -> LogRecordExporter:
-    # A short per-attempt timeout: the processor owns the retry loop (with
-    # backoff, interruptible by shutdown), so the exporter must not sit in a
-    # 10-second deadline of its own while the application waits to exit.
+    # One attempt per export with a short timeout: the processor owns the retry
+    # loop (backoff, bounded memory, interruptible by shutdown), and these
+    # exporters say why an attempt failed (retryable or refused for good).
     if settings.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+        from .delivery.exporters import GrpcLogExporter
 
-        return OTLPLogExporter(
+        return GrpcLogExporter(
             endpoint=settings.endpoint,
             insecure=settings.endpoint.startswith("http://"),
             headers=dict(settings.headers) or None,
             timeout=timeout,
         )
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HTTPExporter
+    from .delivery.exporters import HttpLogExporter
 
-    return HTTPExporter(endpoint=settings.endpoint, headers=dict(settings.headers) or None, timeout=timeout)
+    return HttpLogExporter(settings.endpoint, headers=dict(settings.headers) or None, timeout=timeout)
 
 
 class Installation:
@@ -326,6 +326,7 @@ class Installation:
         self._previous_level = previous_level
         self._previous_registry = previous_registry
         self._closed = False
+        self._detached = False
         self._lock = threading.Lock()
         self._exit_hook: ExitHook | None = None
 
@@ -356,17 +357,39 @@ class Installation:
                 return
             self._closed = True
         with _install_lock:
-            self._logger.removeHandler(self.handler)
+            if not self._detached:
+                self._logger.removeHandler(self.handler)
+                self._restore_logging()
             self.handler.close()
-            if self._previous_level is not None:
-                self._logger.setLevel(self._previous_level)
-            if _context._registry is self.handler.job_filter.registry:
-                _context.use_registry(self._previous_registry)
             if _installation is self:
                 _installation = None
         if self._exit_hook is not None:
             self._exit_hook.cancel()
         self.provider.shutdown()
+
+    def _restore_logging(self) -> None:
+        if self._previous_level is not None:
+            self._logger.setLevel(self._previous_level)
+        if _context._registry is self.handler.job_filter.registry:
+            _context.use_registry(self._previous_registry)
+
+    def _detach(self, replacement: tuple[logging.Logger, logging.Handler]) -> None:
+        """Give this installation's place to ``replacement`` (a logger and a handler) in one step.
+
+        Every record reaches exactly one of the two handlers: on the same
+        logger the handler list is replaced by one assignment, which a log
+        call sees either before or after. This installation still delivers
+        what it holds when it is shut down.
+        """
+        target, handler = replacement
+        self._detached = True
+        logger = self._logger
+        if logger is target and self.handler in logger.handlers:
+            logger.handlers = [handler if h is self.handler else h for h in logger.handlers]
+        else:
+            target.addHandler(handler)
+            logger.removeHandler(self.handler)
+        self._restore_logging()
 
     def __enter__(self) -> Installation:
         return self
@@ -515,8 +538,7 @@ def install(
         _check_spool_dir(delivery.spool_dir)
 
     with _install_lock:
-        if _installation is not None:
-            _installation.shutdown()
+        previous = _installation
         provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
         fork_exporter = None
         if exporter is None:
@@ -535,6 +557,7 @@ def install(
                 max_queue_bytes=delivery.max_queue_bytes,
                 shutdown_timeout=delivery.shutdown_timeout,
                 spool=Spool(delivery.spool_dir) if delivery.spool_dir is not None else None,
+                resource=lambda: provider.resource,
             )
         except OSError as exc:  # only the spool directory does I/O here
             raise _spool_error(delivery.spool_dir, exc) from None
@@ -546,12 +569,19 @@ def install(
             body_prefix=body_prefix,
             prefix_attribution=prefix_attribution,
             strict=strict,
+            queue=processor.queue,
         )
+        if previous is not None:
+            # The new handler takes the old one's place in one step, so every
+            # record reaches exactly one of them; the old one then delivers
+            # what it holds (see Installation.shutdown).
+            previous._detach(replacement=(target, handler))
         previous_level = None
         if level is not None:
             previous_level = target.level
             target.setLevel(level)
-        target.addHandler(handler)
+        if handler not in target.handlers:
+            target.addHandler(handler)
         previous_registry = _context.use_registry(registry) if registry is not None else _context._registry
         installation = Installation(
             provider=provider,
@@ -564,6 +594,8 @@ def install(
             previous_registry=previous_registry,
         )
         _set_installation(installation)
+    if previous is not None:
+        previous.shutdown()
     # At exit, and at the end of multiprocessing's forked children, which
     # skip atexit (they end through os._exit).
     installation._exit_hook = ExitHook(installation.shutdown)
