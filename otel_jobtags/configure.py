@@ -37,6 +37,7 @@ from .delivery import (
 )
 from .errors import ConfigError
 from .handler import BODY_PREFIX_VARIABLE, JobTagHandler
+from .logfiles import parse_level
 from .spool import Spool, UntrustedSpoolError, prepare_directory
 from .tags import TagRegistry
 
@@ -512,11 +513,7 @@ def install(
     body_prefix = _flags.resolve_flag(body_prefix, BODY_PREFIX_VARIABLE, True)
     prefix_attribution = _flags.resolve_flag(prefix_attribution, PREFIX_ATTRIBUTION_VARIABLE, True)
     strict = _flags.resolve_flag(strict, STRICT_VARIABLE, False)
-    if isinstance(level, str):
-        resolved_level = logging.getLevelName(level.upper())
-        if not isinstance(resolved_level, int):
-            raise ConfigError(f"Invalid level={level!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL")
-        level = resolved_level
+    level = parse_level(level)
 
     resource = Resource.create({"process.pid": os.getpid()})  # OTEL_RESOURCE_ATTRIBUTES applies
     extra = dict(resource_attributes or {})
