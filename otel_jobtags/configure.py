@@ -10,7 +10,6 @@ and the value.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
@@ -27,6 +26,7 @@ from opentelemetry.sdk.resources import Resource
 
 from . import _flags
 from . import context as _context
+from ._exit import ExitHook
 from .attribution import PREFIX_ATTRIBUTION_VARIABLE, STRICT_VARIABLE
 from .delivery import (
     DEFAULT_MAX_QUEUE_BYTES,
@@ -329,6 +329,7 @@ class Installation:
         self._closed = False
         self._detached = False
         self._lock = threading.Lock()
+        self._exit_hook: ExitHook | None = None
 
     @property
     def resource(self) -> Resource:
@@ -363,7 +364,8 @@ class Installation:
             self.handler.close()
             if _installation is self:
                 _installation = None
-        atexit.unregister(self.shutdown)
+        if self._exit_hook is not None:
+            self._exit_hook.cancel()
         self.provider.shutdown()
 
     def _restore_logging(self) -> None:
@@ -591,7 +593,9 @@ def install(
         _set_installation(installation)
     if previous is not None:
         previous.shutdown()
-    atexit.register(installation.shutdown)
+    # At exit, and at the end of multiprocessing's forked children, which
+    # skip atexit (they end through os._exit).
+    installation._exit_hook = ExitHook(installation.shutdown)
     return installation
 
 
