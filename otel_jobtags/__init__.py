@@ -29,10 +29,10 @@ from .handler import (
     JobTagFormatter,
     JobTagHandler,
 )
+from .logfiles import LineFormat, LogEntry, LogFilter, follow_job_logs, read_job_logs
 from .loki import LokiClient, LokiError, build_logql
-from .query import LineFormat, LogEntry, LogFilter, follow_job_logs, read_job_logs
 from .schedule import Cron, Interval, Manual, Schedule, parse_schedule
-from .summary import PeriodicSummary, SummarySnapshot
+from .scheduler import PeriodicSummary, SummarySnapshot
 from .tags import JobTag, TagRegistry, format_background_log
 
 __version__ = "0.1.0"

@@ -39,7 +39,7 @@ from .delivery import (
 from .errors import ConfigError
 from .handler import BODY_PREFIX_VARIABLE, JobTagHandler
 from .pipeline_logs import PipelineLogs, resolve_pipeline_logs
-from .spool import Spool
+from .spool import Spool, UntrustedSpoolError, prepare_directory
 from .tags import TagRegistry
 
 __all__ = [
@@ -388,15 +388,16 @@ _install_lock = threading.RLock()
 
 
 def _spool_error(directory: Path | str | None, exc: OSError) -> ConfigError:
-    return ConfigError(
-        f"Cannot use the spool directory {str(directory)!r}: "
-        f"{exc.strerror or exc}; give a directory this process can create and write"
+    # An untrusted directory's message says what to do; other errors get the general advice.
+    advice = (
+        "" if isinstance(exc, UntrustedSpoolError) else "; give a directory this process can create and write"
     )
+    return ConfigError(f"Cannot use the spool directory {str(directory)!r}: {exc.strerror or exc}{advice}")
 
 
 def _check_spool_dir(directory: Path | str) -> None:
     try:
-        os.makedirs(directory, exist_ok=True)
+        prepare_directory(Path(directory))  # private (0700), this user's, with its key
     except OSError as exc:
         raise _spool_error(directory, exc) from None
     if not os.access(directory, os.R_OK | os.W_OK | os.X_OK):

@@ -46,7 +46,7 @@ from otel_jobtags import (
     install,
     read_job_logs,
 )
-from otel_jobtags.query import DEFAULT_LINE_FORMAT, rotated_files
+from otel_jobtags.logfiles import DEFAULT_LINE_FORMAT, rotated_files
 
 JOBS = TagRegistry()
 PRICE_CACHE = JOBS.define("PRICE_CACHE", "price_cache", "refresh the price cache", "every 5 s")

@@ -13,7 +13,7 @@ in an application of your own behind its login::
 
 Pages: ``/`` (overview), ``/jobs/<TAG>`` (one job), ``/api/v1/jobs`` and
 ``/api/v1/records`` (JSON). A job's status is the one the generated Grafana
-alert rules would decide (:func:`otel_jobtags.alerts.job_status`).
+alert rules would decide (:func:`otel_jobtags.grafana.job_status`).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def create_app(
             ``?since=`` change it per request).
         grace, failure_threshold, failure_window, run_records: the alert
             rules' numbers, as given to ``otel-jobtags alerts``
-            (:func:`otel_jobtags.alerts.alert_policies`).
+            (:func:`otel_jobtags.grafana.alert_policies`).
         clock: what "now" is (UTC-aware); for tests.
 
     Raises:

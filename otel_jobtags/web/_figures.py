@@ -1,7 +1,7 @@
 """Each job's figures and status, from the store and the alert model.
 
-The status is :func:`otel_jobtags.alerts.job_status` with the job's
-:class:`~otel_jobtags.alerts.AlertPolicy`: the same numbers and the same
+The status is :func:`otel_jobtags.grafana.job_status` with the job's
+:class:`~otel_jobtags.grafana.AlertPolicy`: the same numbers and the same
 arithmetic as the generated Grafana alert rules. A job the registry does not
 know (or with no registry) is judged as a manual job would be: failing and
 overlapping, never late.
@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..alerts import AlertPolicy, RunSpan, alert_policies, job_status
 from ..errors import JobTagsError
+from ..grafana import AlertPolicy, RunSpan, alert_policies, job_status
 from ..store import LEVELS, JobActivity, Run, Store
 from ..tags import JobTag, TagRegistry
 

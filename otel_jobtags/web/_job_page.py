@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from ..alerts import FAILING, LATE, OVERLAPPING, overlapping_runs
+from ..grafana import FAILING, LATE, OVERLAPPING, overlapping_runs
 from ..store import LEVELS, RecordPage, Run, StoredRecord
 from ._figures import JobRow, run_spans
 from ._pages import badges, job_href, level_counts, page

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from urllib.parse import quote, urlencode
 
-from ..alerts import FAILING, LATE, OVERLAPPING
+from ..grafana import FAILING, LATE, OVERLAPPING
 from ..store import LEVELS
 from ._figures import JobRow
 from ._svg import sparkline
