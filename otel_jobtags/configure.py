@@ -36,6 +36,7 @@ from .delivery import (
     DeliveryProcessor,
     DeliveryStats,
 )
+from .delivery.internal import exporting
 from .errors import ConfigError
 from .handler import BODY_PREFIX_VARIABLE, JobTagHandler
 from .pipeline_logs import PipelineLogs, resolve_pipeline_logs
@@ -282,21 +283,21 @@ def resolve_delivery_settings(
 
 
 def _make_exporter(settings: Settings, timeout: float) -> LogRecordExporter:
-    # A short per-attempt timeout: the processor owns the retry loop (with
-    # backoff, interruptible by shutdown), so the exporter must not sit in a
-    # 10-second deadline of its own while the application waits to exit.
+    # One attempt per export with a short timeout: the processor owns the retry
+    # loop (backoff, bounded memory, interruptible by shutdown), and these
+    # exporters say why an attempt failed (retryable or refused for good).
     if settings.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+        from .delivery.exporters import GrpcLogExporter
 
-        return OTLPLogExporter(
+        return GrpcLogExporter(
             endpoint=settings.endpoint,
             insecure=settings.endpoint.startswith("http://"),
             headers=dict(settings.headers) or None,
             timeout=timeout,
         )
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HTTPExporter
+    from .delivery.exporters import HttpLogExporter
 
-    return HTTPExporter(endpoint=settings.endpoint, headers=dict(settings.headers) or None, timeout=timeout)
+    return HttpLogExporter(settings.endpoint, headers=dict(settings.headers) or None, timeout=timeout)
 
 
 class Installation:
@@ -332,6 +333,7 @@ class Installation:
         self._attachment = attachment
         self._pipeline_logs = pipeline_logs
         self._closed = False
+        self._detached = False
         self._lock = threading.Lock()
 
     @property
@@ -361,20 +363,47 @@ class Installation:
                 return
             self._closed = True
         with _install_lock:
-            if self._attachment is not None:
-                self._attachment.detach()
-            self._logger.removeHandler(self.handler)
-            if self._pipeline_logs is not None:
-                self._pipeline_logs.restore()
+            if not self._detached:
+                self._logger.removeHandler(self.handler)
+                self._release()
+                self._restore_logging()
             self.handler.close()
-            if self._previous_level is not None:
-                self._logger.setLevel(self._previous_level)
-            if _context._registry is self.handler.job_filter.registry:
-                _context.use_registry(self._previous_registry)
             if _installation is self:
                 _installation = None
         atexit.unregister(self.shutdown)
         self.provider.shutdown()
+
+    def _release(self) -> None:
+        """Stop guarding the logging configuration and the pipeline loggers."""
+        if self._attachment is not None:
+            self._attachment.detach()
+        if self._pipeline_logs is not None:
+            self._pipeline_logs.restore()
+
+    def _restore_logging(self) -> None:
+        if self._previous_level is not None:
+            self._logger.setLevel(self._previous_level)
+        if _context._registry is self.handler.job_filter.registry:
+            _context.use_registry(self._previous_registry)
+
+    def _detach(self, replacement: tuple[logging.Logger, logging.Handler]) -> None:
+        """Give this installation's place to ``replacement`` (a logger and a handler) in one step.
+
+        Every record reaches exactly one of the two handlers: on the same
+        logger the handler list is replaced by one assignment, which a log
+        call sees either before or after. This installation still delivers
+        what it holds when it is shut down.
+        """
+        target, handler = replacement
+        self._detached = True
+        logger = self._logger
+        if logger is target and self.handler in logger.handlers:
+            logger.handlers = [handler if h is self.handler else h for h in logger.handlers]
+        else:
+            target.addHandler(handler)
+            logger.removeHandler(self.handler)
+        self._release()  # the replacement guards them from now on
+        self._restore_logging()
 
     def __enter__(self) -> Installation:
         return self
@@ -594,8 +623,7 @@ def install(
         _check_spool_dir(delivery.spool_dir)
 
     with _install_lock:
-        if _installation is not None:
-            _installation.shutdown()
+        previous = _installation
         provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
         fork_exporter = None
         if exporter is None:
@@ -614,6 +642,7 @@ def install(
                 max_queue_bytes=delivery.max_queue_bytes,
                 shutdown_timeout=delivery.shutdown_timeout,
                 spool=Spool(delivery.spool_dir) if delivery.spool_dir is not None else None,
+                resource=lambda: provider.resource,
             )
         except OSError as exc:  # only the spool directory does I/O here
             raise _spool_error(delivery.spool_dir, exc) from None
@@ -625,15 +654,23 @@ def install(
             body_prefix=body_prefix,
             prefix_attribution=prefix_attribution,
             strict=strict,
+            queue=processor.queue,
         )
+        if previous is not None:
+            # The new handler takes the old one's place in one step, so every
+            # record reaches exactly one of them; the old one then delivers
+            # what it holds (see Installation.shutdown).
+            previous._detach(replacement=(target, handler))
         previous_level = None
         if level is not None:
             previous_level = target.level
             target.setLevel(level)
-        # Said before the handler is added: for the operator, not for the export.
-        _log.info(_start_summary(settings, exporter_name, exporter, registry or _context._registry))
+        # For the operator, not for the export (the previous installation's
+        # handler, or the new one, may already be on the logger).
+        with exporting():
+            _log.info(_start_summary(settings, exporter_name, exporter, registry or _context._registry))
         attachment = Attachment(handler, target, level)
-        attachment.attach()
+        attachment.attach()  # adds the handler unless it took the previous one's place
         pipeline_logs_guard = PipelineLogs()
         if pipeline == "stderr":
             pipeline_logs_guard.divert()
@@ -651,6 +688,8 @@ def install(
             pipeline_logs=pipeline_logs_guard,
         )
         _set_installation(installation)
+    if previous is not None:
+        previous.shutdown()
     atexit.register(installation.shutdown)
     return installation
 

@@ -206,16 +206,12 @@ class JobsView:
 
     # ------------------------------------------------------------------ pages
 
-    def _window(self, query: Query) -> tuple[timedelta, str]:
-        span = window(query, self.window)
-        return span, query.get("window") or _duration_text(self.window)
-
     def overview(self, base: str, query: Query) -> str:
         """The overview's HTML."""
         now = self.clock()
-        span, text = self._window(query)
+        span = window(query, self.window)
         rows = self.judge.rows(self.store, now, span, BUCKETS)
-        return overview_page(base, rows, now, span, text, self.store.stats().records)
+        return overview_page(base, rows, now, span, self.store.stats().records)
 
     def _known_row(self, now: datetime, since: datetime, until: datetime, tag: str) -> JobRow:
         tag = job_tag(tag)
@@ -276,7 +272,7 @@ class JobsView:
     def jobs_json(self, query: Query) -> dict[str, Any]:
         """``GET /api/v1/jobs``: the overview's figures."""
         now = self.clock()
-        span, _ = self._window(query)
+        span = window(query, self.window)
         rows = self.judge.rows(self.store, now, span, BUCKETS)
         return {
             "now": now.isoformat(),
@@ -296,14 +292,6 @@ class JobsView:
             "next_cursor": page.next_cursor,
             "latest_id": page.latest_id,
         }
-
-
-def _duration_text(span: timedelta) -> str:
-    seconds = int(span.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -15,7 +15,7 @@ from ._text import ago_text, duration_ms_text, esc, iso, span_text, time_text
 
 __all__ = ["job_page", "record_row"]
 
-RUNS_LISTED = 12
+RUNS_LISTED = 8
 """How many of the latest runs the runs table lists."""
 SINCE_CHOICES = ("15m", "1h", "6h", "24h", "7d")
 _SUMMARY_CHARS = 300

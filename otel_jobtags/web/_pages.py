@@ -121,13 +121,11 @@ def _row(base: str, row: JobRow, now: datetime, window: timedelta) -> str:
     )
 
 
-def overview_page(
-    base: str, rows: Sequence[JobRow], now: datetime, window: timedelta, window_text: str, stored: int
-) -> str:
+def overview_page(base: str, rows: Sequence[JobRow], now: datetime, window: timedelta, stored: int) -> str:
     """The overview: one row per job."""
     links = " ".join(
-        f'<a class="{"on" if text == window_text else ""}" href="{esc(base)}/?window={text}">{text}</a>'
-        for text, _ in WINDOWS
+        f'<a class="{"on" if span == window else ""}" href="{esc(base)}/?window={text}">{text}</a>'
+        for text, span in WINDOWS
     )
     counts = status_counts(rows)
     summary = " ".join(

@@ -25,13 +25,21 @@ def time_text(moment: datetime, span: timedelta, *, seconds: bool = False) -> st
     return f"{utc:%b %d} {clock}" if span >= timedelta(days=1) else clock
 
 
+_UNITS = (("d", 86400), ("h", 3600), ("min", 60), ("s", 1))
+
+
 def span_text(span: timedelta) -> str:
-    """A length of time in its largest whole units: ``90 s`` → ``1 min 30 s``, ``1 d 2 h``."""
+    """A length of time in its two largest units: ``1 min 30 s``, ``26 h 5 min``, ``2 d 9 h``."""
     seconds = round(span.total_seconds())
     if seconds < 60:
         return f"{seconds} s"
     parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+    units = (
+        (("d", 86400), ("h", 3600), ("min", 60), ("s", 1))
+        if seconds >= 172800
+        else (("h", 3600), ("min", 60), ("s", 1))
+    )
+    for unit, size in units:
         count, seconds = divmod(seconds, size)
         if count:
             parts.append(f"{count} {unit}")

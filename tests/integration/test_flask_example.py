@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import re
 import time
@@ -12,9 +13,11 @@ from typing import Any
 
 import pytest
 from support.fakeloki import FakeLoki, Reply, fake_loki, stream, streams
+from support.jobsview import cells
 from support.otlp import HttpReceiver
 
 from otel_jobtags import job_context
+from otel_jobtags.store import NewRecord, Store
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flask_admin" / "app.py"
 KNOWN = ["price_cache", "auto_rebalance", "securities_token_refresh"]
@@ -219,3 +222,126 @@ def test_records_are_exported_only_when_an_otlp_endpoint_is_configured(
     assert "[TOKEN_REFRESH] 🔑 token refreshed, valid for 60 min" in (tmp_path / "b.log").read_text(
         encoding="utf-8"
     )
+
+
+# -- the jobs view at /admin/jobs ------------------------------------------------
+
+
+def _jobs_db(path: Path) -> Path:
+    """A store holding one failed AUTO_REBAL run and one TOKEN_REFRESH success, logged a minute ago."""
+    now_ns = time.time_ns() - 60 * 10**9
+    web = {"service.name": "flask-admin-example", "service.instance.id": "web-1"}
+    auto = {"job.tag": "AUTO_REBAL", "job.id": "auto_rebalance", "job.run_id": "r1"}
+    token = {"job.tag": "TOKEN_REFRESH", "job.id": "securities_token_refresh", "job.run_id": "r2"}
+    failed = {
+        "exception.type": "UpstreamError",
+        "exception.stacktrace": "Traceback (most recent call last):\nUpstreamError: 503",
+    }
+    with Store.open(path) as store:
+        store.append(
+            [
+                NewRecord(now_ns, 17, "ERROR", "❌ failed", {**auto, **failed}, web, "flask_admin.jobs"),
+                NewRecord(
+                    now_ns + 1000,
+                    17,
+                    "ERROR",
+                    "run failed after 3.0 ms",
+                    {**auto, "job.outcome": "error", "job.duration_ms": 3.0},
+                    web,
+                    "otel_jobtags.runs",
+                ),
+                NewRecord(
+                    now_ns, 9, "INFO", "🔑 token refreshed, valid for 60 min", token, web, "flask_admin.jobs"
+                ),
+                NewRecord(
+                    now_ns + 1000,
+                    9,
+                    "INFO",
+                    "run finished in 2.0 ms",
+                    {**token, "job.outcome": "success", "job.duration_ms": 2.0},
+                    web,
+                    "otel_jobtags.runs",
+                ),
+            ]
+        )
+    return path
+
+
+@pytest.fixture
+def jobs_app(example: ModuleType, tmp_path: Path) -> Iterator[Any]:
+    app = example.create_app(
+        {
+            "LOG_FILE": str(tmp_path / "app.log"),
+            "LOKI_URL": None,
+            "OTLP_ENDPOINT": None,
+            "SCHEDULER": False,
+            "JOBS_DB": str(_jobs_db(tmp_path / "jobs.db")),
+            "ADMIN_PASSWORD": "change-me",
+        }
+    )
+    yield app
+    app.extensions["otel_jobtags"].shutdown()
+
+
+ADMIN = {"Authorization": "Basic " + base64.b64encode(b"admin:change-me").decode()}
+
+
+def test_the_jobs_view_is_mounted_at_admin_jobs(jobs_app: Any) -> None:
+    client = jobs_app.test_client()
+    overview = client.get("/admin/jobs/", headers=ADMIN)
+    assert overview.status_code == 200
+    html = overview.get_data(as_text=True)
+    assert re.findall(r'<tr data-job="(\w+)">', html) == ["PRICE_CACHE", "AUTO_REBAL", "TOKEN_REFRESH"]
+    status = {tag: row["status"] for tag, row in cells(html).items()}
+    assert status == {"PRICE_CACHE": "late", "AUTO_REBAL": "failing late", "TOKEN_REFRESH": "ok"}
+    assert re.findall(r'<td class="job"><a href="([^"]+)">', html)[1] == "/admin/jobs/jobs/AUTO_REBAL"
+    assert '<link rel="stylesheet" href="/admin/jobs/static/view.css">' in html
+    page = client.get("/admin/jobs/jobs/AUTO_REBAL?level=error", headers=ADMIN).get_data(as_text=True)
+    assert '<details><summary>❌ failed <span class="tb">traceback</span></summary>' in page
+    api = client.get("/admin/jobs/api/v1/records?job.tag=TOKEN_REFRESH", headers=ADMIN)
+    assert [r["body"] for r in api.get_json()["records"]] == [
+        "run finished in 2.0 ms",
+        "🔑 token refreshed, valid for 60 min",
+    ]
+    css = client.get("/admin/jobs/static/view.css", headers=ADMIN)
+    assert (css.status_code, css.headers["Content-Security-Policy"].split(";")[0]) == (
+        200,
+        "default-src 'none'",
+    )
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        ({"Authorization": "Basic " + base64.b64encode(b"admin:wrong").decode()}, 401),
+        (ADMIN, 200),
+    ],
+)
+def test_the_jobs_view_is_behind_the_app_s_login(jobs_app: Any, headers: dict[str, str], status: int) -> None:
+    client = jobs_app.test_client()
+    for path in ("/admin/jobs/", "/admin/jobs/api/v1/jobs", "/admin/system/logs?job_id=auto_rebalance"):
+        assert client.get(path, headers=headers).status_code == status, path
+
+
+def test_without_a_password_only_this_machine_sees_the_admin_pages(
+    example: ModuleType, tmp_path: Path
+) -> None:
+    app = example.create_app(
+        {
+            "LOG_FILE": str(tmp_path / "a.log"),
+            "OTLP_ENDPOINT": None,
+            "SCHEDULER": False,
+            "ADMIN_PASSWORD": None,
+            "JOBS_DB": None,
+        }
+    )
+    try:
+        client = app.test_client()
+        remote = client.get("/admin/jobs/", environ_base={"REMOTE_ADDR": "192.0.2.7"})
+        assert (remote.status_code, "Set ADMIN_PASSWORD" in remote.get_data(as_text=True)) == (403, True)
+        local = client.get("/admin/jobs/")
+        assert local.status_code == 404
+        assert "Set JOBS_DB to the database `otel-jobtags serve --db` writes" in local.get_data(as_text=True)
+    finally:
+        app.extensions["otel_jobtags"].shutdown()

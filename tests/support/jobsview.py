@@ -10,6 +10,7 @@ overview must show for them, counted here independently of the store.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from otel_jobtags import TagRegistry
 from otel_jobtags.store import NewRecord
 
-__all__ = ["EXPECTED", "NOW", "Expected", "registry", "scenario"]
+__all__ = ["EXPECTED", "NOW", "Answer", "Expected", "call", "cells", "registry", "scenario", "serve_wsgi"]
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
 """The view's clock in tests that use :func:`scenario`."""
@@ -328,3 +329,28 @@ def cells(html: str, row_attr: str = "data-job") -> dict[str, dict[str, str]]:
 
     Cells().feed(html)
     return {row: {k: " ".join(v.split()) for k, v in found.items()} for row, found in rows.items()}
+
+
+@contextmanager
+def serve_wsgi(app: Any) -> Iterator[str]:
+    """Serve a WSGI app on a free loopback port in a thread; yields its base URL."""
+    import threading
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    class Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = make_server("127.0.0.1", 0, app, server_class=Server, handler_class=Quiet)
+    thread = threading.Thread(target=server.serve_forever, name="wsgi", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

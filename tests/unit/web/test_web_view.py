@@ -87,7 +87,7 @@ def test_each_row_links_to_its_job_and_draws_its_volume(app: Any) -> None:
         )
     ]
     sparks = re.findall(r'<svg class="spark"[^>]*aria-label="([^"]*)"', html)
-    assert sparks[:2] == ["864 records in the last 1 d", "75 records in the last 1 d"]
+    assert sparks[:2] == ["864 records in the last 24 h", "75 records in the last 24 h"]
 
 
 def test_the_jobs_api_gives_the_overview_s_figures(app: Any) -> None:
