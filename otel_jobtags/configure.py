@@ -10,7 +10,6 @@ and the value.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
@@ -27,6 +26,7 @@ from opentelemetry.sdk.resources import Resource
 
 from . import _flags
 from . import context as _context
+from ._exit import ExitHook
 from .attachment import Attachment
 from .attribution import PREFIX_ATTRIBUTION_VARIABLE, STRICT_VARIABLE
 from .delivery import (
@@ -39,6 +39,7 @@ from .delivery import (
 from .delivery.internal import exporting
 from .errors import ConfigError
 from .handler import BODY_PREFIX_VARIABLE, JobTagHandler
+from .logfiles import parse_level
 from .pipeline_logs import PipelineLogs, resolve_pipeline_logs
 from .spool import Spool, UntrustedSpoolError, prepare_directory
 from .tags import TagRegistry
@@ -335,6 +336,7 @@ class Installation:
         self._closed = False
         self._detached = False
         self._lock = threading.Lock()
+        self._exit_hook: ExitHook | None = None
 
     @property
     def resource(self) -> Resource:
@@ -370,7 +372,8 @@ class Installation:
             self.handler.close()
             if _installation is self:
                 _installation = None
-        atexit.unregister(self.shutdown)
+        if self._exit_hook is not None:
+            self._exit_hook.cancel()
         self.provider.shutdown()
 
     def _release(self) -> None:
@@ -599,11 +602,7 @@ def install(
     prefix_attribution = _flags.resolve_flag(prefix_attribution, PREFIX_ATTRIBUTION_VARIABLE, True)
     strict = _flags.resolve_flag(strict, STRICT_VARIABLE, False)
     pipeline = resolve_pipeline_logs(pipeline_logs)
-    if isinstance(level, str):
-        resolved_level = logging.getLevelName(level.upper())
-        if not isinstance(resolved_level, int):
-            raise ConfigError(f"Invalid level={level!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL")
-        level = resolved_level
+    level = parse_level(level)
 
     resource = Resource.create({"process.pid": os.getpid()})  # OTEL_RESOURCE_ATTRIBUTES applies
     extra = dict(resource_attributes or {})
@@ -690,7 +689,9 @@ def install(
         _set_installation(installation)
     if previous is not None:
         previous.shutdown()
-    atexit.register(installation.shutdown)
+    # At exit, and at the end of multiprocessing's forked children, which
+    # skip atexit (they end through os._exit).
+    installation._exit_hook = ExitHook(installation.shutdown)
     return installation
 
 

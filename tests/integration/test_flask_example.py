@@ -102,6 +102,10 @@ def test_an_unknown_job_id_is_refused_with_the_known_ones(app: Any, query: str) 
             "job_id=auto_rebalance&level=loud",
             "Invalid level 'loud': use DEBUG, INFO, WARNING, ERROR, CRITICAL or a number",
         ),
+        (
+            "job_id=auto_rebalance&level=%C2%B2",
+            "Invalid level '²': use DEBUG, INFO, WARNING, ERROR, CRITICAL or a number",
+        ),
     ],
 )
 def test_bad_parameters_are_refused(app: Any, query: str, error: str) -> None:
