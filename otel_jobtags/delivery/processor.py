@@ -39,6 +39,7 @@ from opentelemetry.sdk.resources import Resource
 
 from .. import _diagnostics, _fork
 from ..errors import ConfigError
+from ..pipeline_logs import hint_for
 from ..spool import Spool, SpooledBatch, SpoolError
 from .internal import exporting
 from .machine import Batch, DeliveryMachine, Evict, Finish, Probe, Send, Split, Wait
@@ -415,10 +416,12 @@ class DeliveryProcessor(LogRecordProcessor):
             self._reserve_locked()
         if result.outcome is not Outcome.SUCCESS and isinstance(action, Send):
             waiting = self.stats.queued
+            detail = result.detail or result.outcome.value
+            hint = hint_for(detail)
             self._throttle.warn(
                 "export-failed",
-                f"export failed ({result.detail or result.outcome.value}); {waiting} records waiting, "
-                "retrying (records are kept)",
+                f"export failed ({detail}); {waiting} records waiting, retrying (records are kept)"
+                + (f" -- hint: {hint}" if hint else ""),
             )
         self._perform(actions)
 
