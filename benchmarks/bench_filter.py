@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from otel_jobtags.demo import JOBS  # noqa: E402
-from otel_jobtags.query import LogFilter  # noqa: E402
+from otel_jobtags.logfiles import LogFilter  # noqa: E402
 from otel_jobtags.schedule import Cron, Interval  # noqa: E402
 from otel_jobtags.tags import JobTag  # noqa: E402
 

@@ -18,7 +18,7 @@ from .configure import (
 )
 from .context import ActiveJob, active_registry, bind, current_job, job_context, use_registry
 from .delivery import DeliveryProcessor, DeliveryStats
-from .errors import ConfigError, JobTagsError, TagError, UnknownJobError, UntaggedJobError
+from .errors import ConfigError, JobTagsError, MissingExtraError, TagError, UnknownJobError, UntaggedJobError
 from .handler import (
     ATTR_JOB_ID,
     ATTR_JOB_PREFIX_TAG,
@@ -28,10 +28,10 @@ from .handler import (
     JobTagFormatter,
     JobTagHandler,
 )
+from .logfiles import LineFormat, LogEntry, LogFilter, follow_job_logs, read_job_logs
 from .loki import LokiClient, LokiError, build_logql
-from .query import LineFormat, LogEntry, LogFilter, follow_job_logs, read_job_logs
 from .schedule import Cron, Interval, Manual, Schedule, parse_schedule
-from .summary import PeriodicSummary, SummarySnapshot
+from .scheduler import PeriodicSummary, SummarySnapshot
 from .tags import JobTag, TagRegistry, format_background_log
 
 __version__ = "0.1.0"
@@ -60,6 +60,7 @@ __all__ = [
     "LokiClient",
     "LokiError",
     "Manual",
+    "MissingExtraError",
     "PeriodicSummary",
     "Schedule",
     "Settings",

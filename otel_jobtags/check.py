@@ -27,11 +27,20 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import TagError
 from .tags import JobTag, TagRegistry
 
-__all__ = ["FEATURE_MARKER", "CheckReport", "Finding", "TagUse", "check", "registry_from_object"]
+__all__ = [
+    "FEATURE_MARKER",
+    "CheckReport",
+    "Finding",
+    "TagUse",
+    "check",
+    "registry_from_object",
+    "schedule_findings",
+]
 
 FEATURE_MARKER = "@FEAT:background-log-tagging"
 """The comment the seed puts on every piece of code belonging to the feature."""
@@ -398,3 +407,18 @@ def check(
             if tag.job_id not in scheduled:
                 report.findings.append(Finding("error", f"tag {_describe(tag)} is not scheduled"))
     return report
+
+
+def schedule_findings(scheduler: Any, registry: TagRegistry) -> list[Finding]:
+    """Tagged jobs whose trigger does not follow the tag's schedule (tags left manual are not compared).
+
+    Needs APScheduler: ``scheduler`` is an APScheduler 3.x scheduler.
+    """
+    from .schedule import Manual
+    from .scheduler import schedule_mismatches
+
+    return [
+        Finding("error", f"schedule mismatch: {mismatch}")
+        for mismatch in schedule_mismatches(scheduler, registry)
+        if not isinstance(mismatch.expected, Manual)
+    ]

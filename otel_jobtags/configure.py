@@ -10,7 +10,6 @@ and the value.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
@@ -27,6 +26,7 @@ from opentelemetry.sdk.resources import Resource
 
 from . import _flags
 from . import context as _context
+from ._exit import ExitHook
 from .attribution import PREFIX_ATTRIBUTION_VARIABLE, STRICT_VARIABLE
 from .delivery import (
     DEFAULT_MAX_QUEUE_BYTES,
@@ -37,13 +37,15 @@ from .delivery import (
 )
 from .errors import ConfigError
 from .handler import BODY_PREFIX_VARIABLE, JobTagHandler
-from .spool import Spool
+from .logfiles import parse_level
+from .spool import Spool, UntrustedSpoolError, prepare_directory
 from .tags import TagRegistry
 
 __all__ = [
     "DeliverySettings",
     "Installation",
     "Settings",
+    "current_installation",
     "install",
     "resolve_delivery_settings",
     "resolve_settings",
@@ -279,21 +281,21 @@ def resolve_delivery_settings(
 
 
 def _make_exporter(settings: Settings, timeout: float) -> LogRecordExporter:
-    # A short per-attempt timeout: the processor owns the retry loop (with
-    # backoff, interruptible by shutdown), so the exporter must not sit in a
-    # 10-second deadline of its own while the application waits to exit.
+    # One attempt per export with a short timeout: the processor owns the retry
+    # loop (backoff, bounded memory, interruptible by shutdown), and these
+    # exporters say why an attempt failed (retryable or refused for good).
     if settings.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+        from .delivery.exporters import GrpcLogExporter
 
-        return OTLPLogExporter(
+        return GrpcLogExporter(
             endpoint=settings.endpoint,
             insecure=settings.endpoint.startswith("http://"),
             headers=dict(settings.headers) or None,
             timeout=timeout,
         )
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HTTPExporter
+    from .delivery.exporters import HttpLogExporter
 
-    return HTTPExporter(endpoint=settings.endpoint, headers=dict(settings.headers) or None, timeout=timeout)
+    return HttpLogExporter(settings.endpoint, headers=dict(settings.headers) or None, timeout=timeout)
 
 
 class Installation:
@@ -325,7 +327,9 @@ class Installation:
         self._previous_level = previous_level
         self._previous_registry = previous_registry
         self._closed = False
+        self._detached = False
         self._lock = threading.Lock()
+        self._exit_hook: ExitHook | None = None
 
     @property
     def resource(self) -> Resource:
@@ -354,16 +358,39 @@ class Installation:
                 return
             self._closed = True
         with _install_lock:
-            self._logger.removeHandler(self.handler)
+            if not self._detached:
+                self._logger.removeHandler(self.handler)
+                self._restore_logging()
             self.handler.close()
-            if self._previous_level is not None:
-                self._logger.setLevel(self._previous_level)
-            if _context._registry is self.handler.job_filter.registry:
-                _context.use_registry(self._previous_registry)
             if _installation is self:
                 _installation = None
-        atexit.unregister(self.shutdown)
+        if self._exit_hook is not None:
+            self._exit_hook.cancel()
         self.provider.shutdown()
+
+    def _restore_logging(self) -> None:
+        if self._previous_level is not None:
+            self._logger.setLevel(self._previous_level)
+        if _context._registry is self.handler.job_filter.registry:
+            _context.use_registry(self._previous_registry)
+
+    def _detach(self, replacement: tuple[logging.Logger, logging.Handler]) -> None:
+        """Give this installation's place to ``replacement`` (a logger and a handler) in one step.
+
+        Every record reaches exactly one of the two handlers: on the same
+        logger the handler list is replaced by one assignment, which a log
+        call sees either before or after. This installation still delivers
+        what it holds when it is shut down.
+        """
+        target, handler = replacement
+        self._detached = True
+        logger = self._logger
+        if logger is target and self.handler in logger.handlers:
+            logger.handlers = [handler if h is self.handler else h for h in logger.handlers]
+        else:
+            target.addHandler(handler)
+            logger.removeHandler(self.handler)
+        self._restore_logging()
 
     def __enter__(self) -> Installation:
         return self
@@ -377,15 +404,16 @@ _install_lock = threading.RLock()
 
 
 def _spool_error(directory: Path | str | None, exc: OSError) -> ConfigError:
-    return ConfigError(
-        f"Cannot use the spool directory {str(directory)!r}: "
-        f"{exc.strerror or exc}; give a directory this process can create and write"
+    # An untrusted directory's message says what to do; other errors get the general advice.
+    advice = (
+        "" if isinstance(exc, UntrustedSpoolError) else "; give a directory this process can create and write"
     )
+    return ConfigError(f"Cannot use the spool directory {str(directory)!r}: {exc.strerror or exc}{advice}")
 
 
 def _check_spool_dir(directory: Path | str) -> None:
     try:
-        os.makedirs(directory, exist_ok=True)
+        prepare_directory(Path(directory))  # private (0700), this user's, with its key
     except OSError as exc:
         raise _spool_error(directory, exc) from None
     if not os.access(directory, os.R_OK | os.W_OK | os.X_OK):
@@ -487,11 +515,7 @@ def install(
     body_prefix = _flags.resolve_flag(body_prefix, BODY_PREFIX_VARIABLE, True)
     prefix_attribution = _flags.resolve_flag(prefix_attribution, PREFIX_ATTRIBUTION_VARIABLE, True)
     strict = _flags.resolve_flag(strict, STRICT_VARIABLE, False)
-    if isinstance(level, str):
-        resolved_level = logging.getLevelName(level.upper())
-        if not isinstance(resolved_level, int):
-            raise ConfigError(f"Invalid level={level!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL")
-        level = resolved_level
+    level = parse_level(level)
 
     resource = Resource.create({"process.pid": os.getpid()})  # OTEL_RESOURCE_ATTRIBUTES applies
     extra = dict(resource_attributes or {})
@@ -511,8 +535,7 @@ def install(
         _check_spool_dir(delivery.spool_dir)
 
     with _install_lock:
-        if _installation is not None:
-            _installation.shutdown()
+        previous = _installation
         provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
         fork_exporter = None
         if exporter is None:
@@ -531,6 +554,7 @@ def install(
                 max_queue_bytes=delivery.max_queue_bytes,
                 shutdown_timeout=delivery.shutdown_timeout,
                 spool=Spool(delivery.spool_dir) if delivery.spool_dir is not None else None,
+                resource=lambda: provider.resource,
             )
         except OSError as exc:  # only the spool directory does I/O here
             raise _spool_error(delivery.spool_dir, exc) from None
@@ -542,12 +566,19 @@ def install(
             body_prefix=body_prefix,
             prefix_attribution=prefix_attribution,
             strict=strict,
+            queue=processor.queue,
         )
+        if previous is not None:
+            # The new handler takes the old one's place in one step, so every
+            # record reaches exactly one of them; the old one then delivers
+            # what it holds (see Installation.shutdown).
+            previous._detach(replacement=(target, handler))
         previous_level = None
         if level is not None:
             previous_level = target.level
             target.setLevel(level)
-        target.addHandler(handler)
+        if handler not in target.handlers:
+            target.addHandler(handler)
         previous_registry = _context.use_registry(registry) if registry is not None else _context._registry
         installation = Installation(
             provider=provider,
@@ -560,13 +591,22 @@ def install(
             previous_registry=previous_registry,
         )
         _set_installation(installation)
-    atexit.register(installation.shutdown)
+    if previous is not None:
+        previous.shutdown()
+    # At exit, and at the end of multiprocessing's forked children, which
+    # skip atexit (they end through os._exit).
+    installation._exit_hook = ExitHook(installation.shutdown)
     return installation
 
 
 def _set_installation(installation: Installation) -> None:
     global _installation
     _installation = installation
+
+
+def current_installation() -> Installation | None:
+    """The installation :func:`install` set up and that is still running, if any."""
+    return _installation
 
 
 def uninstall() -> None:

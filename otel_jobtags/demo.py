@@ -26,8 +26,7 @@ from typing import Any, TextIO
 
 from .errors import JobTagsError
 from .handler import ATTR_JOB_TAG, JobTagFilter
-from .runs import FREQUENT_PERIOD
-from .summary import PeriodicSummary
+from .scheduler import FREQUENT_PERIOD, PeriodicSummary
 from .tags import JobTag, TagRegistry, format_background_log
 
 __all__ = ["JOBS", "JobSummary", "run_demo"]

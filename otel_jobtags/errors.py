@@ -75,6 +75,23 @@ class ConfigError(JobTagsError, ValueError):
     """A setting, from an argument or an environment variable, is invalid."""
 
 
+class MissingExtraError(JobTagsError, ImportError):
+    """An optional integration was used without the package it needs.
+
+    Attributes:
+        package: the missing package.
+        extra: the ``otel-jobtags`` extra that installs it.
+    """
+
+    def __init__(self, package: str, extra: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"otel_jobtags.contrib.{extra} needs the {package!r} package: "
+            f"install otel-jobtags[{extra}] (pip install 'otel-jobtags[{extra}]')"
+        )
+
+
 class StoreError(JobTagsError):
     """The embedded store (``otel-jobtags serve``'s database) cannot do what was asked."""
 

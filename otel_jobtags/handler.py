@@ -20,12 +20,12 @@ import contextlib
 import json
 import logging
 import sys
-import threading
 import traceback
 from time import time_ns
 from typing import Any, Literal
 
 from opentelemetry._logs import Logger, LoggerProvider, LogRecord, NoOpLogger, SeverityNumber
+from opentelemetry.context import get_current as _get_current_context
 from opentelemetry.instrumentation.log_utils import std_to_otel
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 
@@ -39,6 +39,9 @@ from .attribution import (
     report_internal_error,
     with_prefix,
 )
+from .delivery.internal import state as _exporting
+from .delivery.queue import RecordQueue
+from .delivery.records import RECORD_OVERHEAD, attributes_size, text_size
 from .errors import ConfigError
 from .tags import TagRegistry
 
@@ -82,9 +85,6 @@ _SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}
 _SEVERITY_NUMBER: dict[int, SeverityNumber] = {}
 _UNSEEN: Any = object()
 
-_exporting = threading.local()
-"""``_exporting.active`` is true on a thread while it runs exporter code."""
-
 
 _internal_names: dict[str, bool] = {}  # logger name -> internal? (a cache: names are few)
 
@@ -101,19 +101,6 @@ def is_internal_record(record: logging.LogRecord) -> bool:
         return True
     internal = _internal_names.get(record.name)
     return _is_internal_name(record.name) if internal is None else internal
-
-
-class exporting:  # noqa: N801 - a context manager used like a statement
-    """Mark the current thread as running export code: records it logs are internal."""
-
-    __slots__ = ("_previous",)
-
-    def __enter__(self) -> None:
-        self._previous = getattr(_exporting, "active", False)
-        _exporting.active = True
-
-    def __exit__(self, *exc: object) -> None:
-        _exporting.active = self._previous
 
 
 class JobTagFormatter(logging.Formatter):
@@ -188,6 +175,10 @@ class JobTagHandler(LoggingHandler):
         strict: passed to the :class:`JobTagFilter`.
         stderr: where internal records go; ``None`` means a stream handler on stderr.
         throttle_interval: seconds between two stderr lines with the same message.
+        queue: hand records over to this queue of a
+            :class:`~otel_jobtags.DeliveryProcessor` (``install`` does): the log
+            call then only attributes the record and formats its message and
+            traceback; the OpenTelemetry record is built on the export thread.
     """
 
     def __init__(
@@ -201,8 +192,10 @@ class JobTagHandler(LoggingHandler):
         body_prefix: bool | None = None,
         prefix_attribution: bool | None = None,
         strict: bool | None = None,
+        queue: RecordQueue | None = None,
     ) -> None:
         super().__init__(level=level, logger_provider=logger_provider)
+        self.queue = queue
         self.job_filter = JobTagFilter(
             registry, prefix=False, prefix_attribution=prefix_attribution, strict=strict
         )
@@ -236,7 +229,10 @@ class JobTagHandler(LoggingHandler):
             return False
         if isinstance(rv, logging.LogRecord):  # Python 3.12+: a filter may replace the record
             record = rv
-        self.emit(record)
+        if self.queue is not None:
+            self._hand_over(record, self.queue)
+        else:
+            self.emit(record)
         return True
 
     def flush(self) -> None:
@@ -266,6 +262,60 @@ class JobTagHandler(LoggingHandler):
         self._otel_loggers[name] = found
         return found
 
+    def _parts(self, record: logging.LogRecord) -> tuple[str, dict[str, Any] | None, int]:
+        """The exported body and attributes of ``record``, and the attributes' size."""
+        d = record.__dict__
+        attributes: dict[str, Any] | None
+        if len(d) == _TAGGED_RECORD_LEN and ATTR_JOB_TAG in d and ATTR_JOB_ID in d:
+            # The common case, a record of a job and nothing else extra:
+            # its only non-standard attributes are the two the filter set.
+            tag, job_id = d[ATTR_JOB_TAG], d[ATTR_JOB_ID]
+            attributes = {ATTR_JOB_TAG: tag, ATTR_JOB_ID: job_id}
+            size = 14 + len(tag) + len(job_id)
+        else:
+            extra = d.keys() - _RESERVED_ATTRS
+            attributes = _attribute_values(d, extra) if extra else None
+            size = 0
+        if record.exc_info:
+            attributes = _exception_attributes(record.exc_info, attributes or {})
+            size = 0
+        if attributes and not size:
+            size = attributes_size(attributes)
+        if self.formatter:
+            body = self.format(record)
+        else:  # record.getMessage(), inlined
+            body = record.msg
+            if type(body) is dict:  # structlog's event dict
+                body = json.dumps(body, default=str, ensure_ascii=False)
+            elif type(body) is not str:
+                body = str(body)
+            if record.args:
+                body = body % record.args
+        return self._finish_body(body, d), attributes, size
+
+    def _hand_over(self, record: logging.LogRecord, queue: RecordQueue) -> None:
+        # The log call's whole cost with install(): what must happen on the
+        # application's thread (as logging.handlers.QueueHandler.prepare
+        # does: message and traceback formatted now, while the arguments and
+        # frames are what they were), then an append. The OpenTelemetry
+        # record is built on the export thread.
+        try:
+            body, attributes, size = self._parts(record)
+            queue.put(
+                (
+                    record.name,
+                    record.levelno,
+                    record.levelname,
+                    record.created,
+                    body,
+                    attributes,
+                    _get_current_context(),
+                ),
+                RECORD_OVERHEAD + text_size(body) + size,
+            )
+        except Exception as exc:  # a log call must never fail because of us
+            report_internal_error("could not export a log record", exc)
+
     def emit(self, record: logging.LogRecord) -> None:
         """Translate ``record`` to an OpenTelemetry log record and emit it; never raises."""
         try:
@@ -275,44 +325,18 @@ class JobTagHandler(LoggingHandler):
                 logger = self._otel_logger(name)
             if logger is None:
                 return
-            d = record.__dict__
-            attributes: dict[str, Any]
-            if len(d) == _TAGGED_RECORD_LEN and ATTR_JOB_TAG in d and ATTR_JOB_ID in d:
-                # The common case, a record of a job and nothing else extra:
-                # its only non-standard attributes are the two the filter set.
-                attributes = {ATTR_JOB_TAG: d[ATTR_JOB_TAG], ATTR_JOB_ID: d[ATTR_JOB_ID]}
-            else:
-                extra = d.keys() - _RESERVED_ATTRS
-                attributes = _attribute_values(d, extra) if extra else {}
+            body, parts, _ = self._parts(record)
+            attributes = parts if parts is not None else {}
             event_name = None
             if "otel.event.name" in attributes or "event.name" in attributes:
                 event_name = attributes.pop("otel.event.name", None)
                 deprecated_event_name = attributes.pop("event.name", None)
                 if event_name is None:
                     event_name = deprecated_event_name
-            if record.exc_info:
-                exctype, value, tb = record.exc_info
-                if exctype is not None:
-                    attributes["exception.type"] = exctype.__name__
-                if value is not None and value.args:
-                    attributes["exception.message"] = str(value.args[0])
-                if tb is not None:
-                    attributes["exception.stacktrace"] = "".join(traceback.format_exception(*record.exc_info))
             levelno = record.levelno
             severity = _SEVERITY_NUMBER.get(levelno)
             if severity is None:
                 severity = _SEVERITY_NUMBER[levelno] = std_to_otel(levelno)
-            if self.formatter:
-                body = self.format(record)
-            else:  # record.getMessage(), inlined
-                body = record.msg
-                if type(body) is dict:  # structlog's event dict
-                    body = json.dumps(body, default=str, ensure_ascii=False)
-                elif type(body) is not str:
-                    body = str(body)
-                if record.args:
-                    body = body % record.args
-            body = self._finish_body(body, d)
             levelname = record.levelname
             logger.emit(
                 LogRecord(
@@ -329,6 +353,18 @@ class JobTagHandler(LoggingHandler):
             report_internal_error("could not export a log record", exc)
 
 
+def _exception_attributes(exc_info: Any, attributes: dict[str, Any]) -> dict[str, Any]:
+    """``attributes`` with the contrib handler's ``exception.*`` ones for ``exc_info``."""
+    exctype, value, tb = exc_info
+    if exctype is not None:
+        attributes["exception.type"] = exctype.__name__
+    if value is not None and value.args:
+        attributes["exception.message"] = str(value.args[0])
+    if tb is not None:
+        attributes["exception.stacktrace"] = "".join(traceback.format_exception(*exc_info))
+    return attributes
+
+
 def _prefixed_body(body: str, d: dict[str, Any]) -> str:
     return with_prefix(body, d) if ATTR_JOB_TAG in d else body
 
@@ -339,12 +375,13 @@ def _plain_body(body: str, d: dict[str, Any]) -> str:
 
 def _attribute_values(d: dict[str, Any], names: set[str]) -> dict[str, Any]:
     attributes: dict[str, Any] = {}
+    if "_logger" in d:  # structlog's bookkeeping, not data about the record
+        names = names.difference(_STRUCTLOG_EXTRAS)
     for name in names:
         value = d[name]
-        if type(value) not in _PRIMITIVES:
-            if name in _STRUCTLOG_EXTRAS:
-                continue
-            if not (isinstance(value, (list, tuple)) and all(type(item) in _PRIMITIVES for item in value)):
-                value = str(value)
+        if type(value) not in _PRIMITIVES and not (
+            isinstance(value, (list, tuple)) and all(type(item) in _PRIMITIVES for item in value)
+        ):
+            value = str(value)
         attributes[name] = value
     return attributes

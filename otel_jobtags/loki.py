@@ -6,7 +6,7 @@ severity as ``severity_number``. :func:`build_logql` turns a job selection into
 LogQL -- resolving the job through the registry first and escaping every value
 it places in the query -- and :class:`LokiClient` runs it through
 ``/loki/api/v1/query_range`` with the standard library, returning the same
-:class:`~otel_jobtags.query.LogEntry` records the file reader does.
+:class:`~otel_jobtags.logfiles.LogEntry` records the file reader does.
 
 # @FEAT:background-log-tagging
 """
@@ -24,8 +24,8 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from .errors import ConfigError, JobTagsError
-from .logql import DEFAULT_JOB_TAG_AS, JobTagAs, job_selector, logql_regex, logql_string, loki_field
-from .query import LogEntry, _as, _registry, parse_level
+from .grafana._logql import DEFAULT_JOB_TAG_AS, JobTagAs, job_selector, logql_regex, logql_string, loki_field
+from .logfiles._records import LogEntry, align_time, parse_level, resolve_registry
 from .tags import JobTag, TagRegistry
 
 __all__ = ["LokiClient", "LokiError", "build_logql", "logql_regex", "logql_string"]
@@ -82,7 +82,7 @@ def build_logql(
     >>> build_logql("auto_rebalance", registry=JOBS, service_name="web", level="error")  # doctest: +SKIP
     '{service_name=~"web", job_tag="AUTO_REBAL"} | severity_number >= 17'
 
-    The job is selected with :func:`~otel_jobtags.logql.job_selector`, as the
+    The job is selected with :func:`~otel_jobtags.grafana.job_selector`, as the
     dashboards and alert rules select it: ``job_tag`` as an index label (the
     stack's ``loki-config.yaml``) or, with ``job_tag_as="structured_metadata"``,
     as structured metadata. The level on the OpenTelemetry
@@ -104,7 +104,7 @@ def build_logql(
         UnknownJobError: ``job`` is not in the registry; no query is built.
         ConfigError: an invalid level or text.
     """
-    reg = _registry(registry)
+    reg = resolve_registry(registry)
     tag = reg.resolve(job) if job is not None else None
     min_level = parse_level(level)
     # Loki needs one non-empty matcher in the selector; "any service" is =~".+".
@@ -140,7 +140,7 @@ class LokiError(JobTagsError):
 
 
 def _nanoseconds(moment: datetime) -> int:
-    aware = _as(moment, aware=True)
+    aware = align_time(moment, aware=True)
     delta = aware - datetime(1970, 1, 1, tzinfo=timezone.utc)
     return (delta // timedelta(microseconds=1)) * 1000
 
@@ -281,7 +281,7 @@ class LokiClient:
             UnknownJobError: ``job`` is not in the registry.
             LokiError: the query failed.
         """
-        reg = _registry(registry)
+        reg = resolve_registry(registry)
         tag = reg.resolve(job) if job is not None else None
         logql = build_logql(
             tag,

@@ -6,10 +6,12 @@ before it ended -- receiver down at exit, a crash, ``SIGKILL`` -- are therefore
 on disk, and the next process that opens the same spool directory adopts and
 delivers them, oldest first.
 
-Layout of the directory::
+Layout of the directory (mode 0700; every file 0600, owned by the user)::
 
+    spool.key                 the secret key that authenticates this spool's batches
     <owner>.lock              held (flock) by the live process that owns <owner>
     <owner>-<seq>.batch       one batch of records, seq in write order
+    .<owner>-<seq>.batch.tmp  a batch being written (renamed into place when complete)
     <name>.batch.corrupt      a batch that failed its checks, kept for inspection
     <name>.batch.rejected     a record the receiver refused while accepting empty requests
 
@@ -18,12 +20,23 @@ their process. A process adopts the batches of owners whose lock nobody holds
 (the lock dies with its process, even on ``SIGKILL``); it renames them into
 its own name first, so two processes starting together never both send one.
 
-A batch file is a 29-byte header -- ``b"OJTSPOOL"``, format version (1 byte),
-record count (u32), estimated size (u64), payload length (u32), CRC-32 of the
-payload (u32), all big-endian -- followed by the payload: UTF-8 JSON holding
-the records' fields, resources and scopes. A file whose header, length,
-checksum or JSON does not check out is skipped with a warning on stderr and
-renamed ``*.corrupt``; it never stops the process.
+A batch file is a 57-byte header -- ``b"OJTSPOOL"``, format version (1 byte,
+2), record count (u32), estimated size (u64), payload length (u32), all
+big-endian, then an HMAC-SHA256 (32 bytes) of the header's other fields and
+the payload under the directory's ``spool.key`` -- followed by the payload:
+UTF-8 JSON holding the records' fields, resources and scopes.
+
+Records may hold secrets, and a batch in the spool is sent as if the
+application had logged it, so the spool trusts only what it wrote: the
+directory is made 0700 (an existing one owned by the user is tightened to
+it), files 0600, and a batch is adopted only if it is a regular file owned by
+the user whose HMAC checks out -- a file planted by someone else, or copied
+from another spool, is refused. A file whose owner, header, length, HMAC or
+JSON does not check out is skipped with a warning on stderr and renamed
+``*.corrupt``; it never stops the process. Temporary files a dead process
+left half-written (a full disk, a crash) are removed when its batches are
+adopted. Batches of format version 1 (unauthenticated) are refused the same
+way.
 
 # @FEAT:background-log-tagging
 """
@@ -32,14 +45,17 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import fcntl
+import hashlib
+import hmac
 import json
 import os
 import secrets
+import stat
 import struct
 import threading
 import time
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,16 +70,28 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_s
 from . import _diagnostics
 from .errors import JobTagsError
 
-__all__ = ["Spool", "SpoolError", "SpooledBatch"]
+__all__ = ["Spool", "SpoolError", "SpooledBatch", "UntrustedSpoolError", "prepare_directory"]
 
 MAGIC = b"OJTSPOOL"
-VERSION = 1
-_HEADER = struct.Struct(">8sBIQII")
+VERSION = 2
+_FIELDS = struct.Struct(">8sBIQI")
+_MAC_SIZE = hashlib.sha256().digest_size
+_HEADER_SIZE = _FIELDS.size + _MAC_SIZE
 _SUFFIX = ".batch"
+_TMP_SUFFIX = _SUFFIX + ".tmp"
+KEY_NAME = "spool.key"
+"""The file holding the directory's secret key."""
+_KEY_SIZE = 32
+_FILE_MODE = 0o600
+_DIR_MODE = 0o700
 
 
 class SpoolError(JobTagsError):
     """A spool file failed its checks (truncated, corrupt, unknown format)."""
+
+
+class UntrustedSpoolError(PermissionError):
+    """The spool directory or its key is not this user's alone; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -180,15 +208,104 @@ def decode_batch(payload: bytes) -> list[ReadableLogRecord]:
     return out
 
 
-def _read_header(data: bytes, path: Path) -> tuple[int, int, int, int]:
-    if len(data) < _HEADER.size:
-        raise SpoolError(f"{path.name}: truncated header ({len(data)} of {_HEADER.size} bytes)")
-    magic, version, count, nbytes, length, crc = _HEADER.unpack_from(data)
+def _read_header(data: bytes, path: Path) -> tuple[int, int, int]:
+    if len(data) >= len(MAGIC) + 1 and data.startswith(MAGIC) and data[len(MAGIC)] != VERSION:
+        raise SpoolError(f"{path.name}: unknown spool format version {data[len(MAGIC)]}")
+    if len(data) < _HEADER_SIZE:
+        raise SpoolError(f"{path.name}: truncated header ({len(data)} of {_HEADER_SIZE} bytes)")
+    magic, _version, count, nbytes, length = _FIELDS.unpack_from(data)
     if magic != MAGIC:
         raise SpoolError(f"{path.name}: not a spool batch (bad magic)")
-    if version != VERSION:
-        raise SpoolError(f"{path.name}: unknown spool format version {version}")
-    return count, nbytes, length, crc
+    return count, nbytes, length
+
+
+def _mac(key: bytes, fields: bytes, payload: bytes) -> bytes:
+    return hmac.new(key, fields + payload, hashlib.sha256).digest()
+
+
+def _check_file(fd: int, path: Path) -> os.stat_result:
+    """Refuse a file this user's spool did not write: not a regular file, or owned by another user."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise SpoolError(f"{path.name}: not a regular file")
+    if st.st_uid != os.geteuid():
+        raise SpoolError(f"{path.name}: owned by uid {st.st_uid}, not by this user (uid {os.geteuid()})")
+    return st
+
+
+def _open_private(path: Path) -> int:
+    """Create ``path`` for writing, readable by its owner only; it must not exist."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, _FILE_MODE)
+
+
+def prepare_directory(directory: Path) -> bytes:
+    """Make a spool directory ready; return its secret key.
+
+    The directory is created 0700, or an existing one of this user's
+    tightened to 0700; its key is created (0600) if it has none yet.
+
+    Raises:
+        UntrustedSpoolError: the directory or its key belongs to another user, or
+            the key is readable by others (its batches could not be trusted).
+        OSError: the directory cannot be created or written.
+    """
+    _make_private(directory)
+    return _load_key(directory)
+
+
+def _make_private(directory: Path) -> None:
+    directory.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+    st = os.stat(directory)
+    if st.st_uid != os.geteuid():
+        raise UntrustedSpoolError(
+            errno.EPERM,
+            f"it is owned by uid {st.st_uid}, not by this user (uid {os.geteuid()}); "
+            "use a directory of this user's, which the spool keeps private (mode 0700)",
+        )
+    if stat.S_IMODE(st.st_mode) != _DIR_MODE:
+        os.chmod(directory, _DIR_MODE)
+
+
+def _load_key(directory: Path) -> bytes:
+    """The directory's secret key, created (0600) if it has none yet.
+
+    Raises:
+        UntrustedSpoolError: the key file is not one this user's spool made.
+    """
+    path = directory / KEY_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        tmp = directory / f".{KEY_NAME}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        fd = _open_private(tmp)
+        try:
+            os.write(fd, secrets.token_bytes(_KEY_SIZE))
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)  # atomic: the first process to get there wins, others read its key
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        st = os.fstat(fd)
+        key = os.read(fd, _KEY_SIZE + 1)
+    finally:
+        os.close(fd)
+    if (
+        not stat.S_ISREG(st.st_mode)
+        or st.st_uid != os.geteuid()
+        or stat.S_IMODE(st.st_mode) & 0o077
+        or len(key) != _KEY_SIZE
+    ):
+        raise UntrustedSpoolError(
+            errno.EPERM,
+            f"{path} is not a key this user's spool made (a {_KEY_SIZE}-byte file of this user's, "
+            "mode 0600); remove it to start the spool afresh",
+        )
+    return key
 
 
 class Spool:
@@ -206,6 +323,12 @@ class Spool:
         self._seq = 0
         self._mutex = threading.Lock()
         self._closed = False
+        self._key: bytes | None = None
+
+    def _secret(self) -> bytes:
+        if self._key is None:
+            self._key = prepare_directory(self.directory)
+        return self._key
 
     # -- ownership -----------------------------------------------------------
     def _lock_path(self, owner: str) -> Path:
@@ -214,11 +337,11 @@ class Spool:
     def _ensure_owner(self) -> str:
         if self._owner is not None:
             return self._owner
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self._secret()  # the directory made private, its key at hand
         while True:
             owner = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"
             path = self._lock_path(owner)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, _FILE_MODE)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 # Another process may have taken the file for a dead owner's and
@@ -239,29 +362,36 @@ class Spool:
     def adopt(self) -> list[SpooledBatch]:
         """Take over the batches of processes that are gone; oldest first.
 
-        Corrupt or truncated files are renamed ``*.corrupt`` with a warning on stderr.
+        Files this spool did not write (another user's, a bad HMAC), corrupt
+        and truncated ones are renamed ``*.corrupt`` with a warning on
+        stderr; the temporary files a dead owner left half-written are removed.
         """
         with self._mutex:
             me = self._ensure_owner()
             owners: dict[str, list[Path]] = {}
+            temporaries: dict[str, list[Path]] = {}
             stale_locks: list[str] = []
             for entry in sorted(self.directory.iterdir()):
                 name = entry.name
-                if name.endswith(_SUFFIX):
+                if name.startswith(".") and name.endswith(_TMP_SUFFIX):
+                    owner, _, _seq = name[1 : -len(_TMP_SUFFIX)].rpartition("-")
+                    if owner and owner != me:
+                        temporaries.setdefault(owner, []).append(entry)
+                elif name.endswith(_SUFFIX):
                     owner, _, _seq = name[: -len(_SUFFIX)].rpartition("-")
                     if owner and owner != me:
                         owners.setdefault(owner, []).append(entry)
                 elif name.endswith(".lock") and name[: -len(".lock")] != me:
                     stale_locks.append(name[: -len(".lock")])
             adopted: list[SpooledBatch] = []
-            for owner in sorted(set(owners) | set(stale_locks)):
-                adopted.extend(self._adopt_owner(owner, owners.get(owner, [])))
+            for owner in sorted(set(owners) | set(stale_locks) | set(temporaries)):
+                adopted.extend(self._adopt_owner(owner, owners.get(owner, []), temporaries.get(owner, [])))
             return adopted
 
-    def _adopt_owner(self, owner: str, files: list[Path]) -> list[SpooledBatch]:
+    def _adopt_owner(self, owner: str, files: list[Path], temporaries: list[Path]) -> list[SpooledBatch]:
         path = self._lock_path(owner)
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, _FILE_MODE)
         except OSError:
             return []
         adopted: list[SpooledBatch] = []
@@ -270,6 +400,9 @@ class Spool:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 return []  # its process is alive
+            for tmp in temporaries:  # a write its process never finished
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
             for old in files:
                 try:
                     count, nbytes = self._check_header(old)
@@ -293,15 +426,29 @@ class Spool:
             os.close(fd)
         return adopted
 
-    @staticmethod
-    def _check_header(path: Path) -> tuple[int, int]:
-        with open(path, "rb") as f:
-            head = f.read(_HEADER.size)
-            count, nbytes, length, _crc = _read_header(head, path)
-            size = os.fstat(f.fileno()).st_size
-        if size != _HEADER.size + length:
-            raise SpoolError(f"{path.name}: truncated ({size} bytes, expected {_HEADER.size + length})")
+    def _check_header(self, path: Path) -> tuple[int, int]:
+        data = self._read_file(path)
+        count, nbytes, _length = self._verify(data, path)
         return count, nbytes
+
+    @staticmethod
+    def _read_file(path: Path) -> bytes:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with open(fd, "rb") as f:
+            _check_file(fd, path)
+            return f.read()
+
+    def _verify(self, data: bytes, path: Path) -> tuple[int, int, int]:
+        count, nbytes, length = _read_header(data, path)
+        if len(data) != _HEADER_SIZE + length:
+            raise SpoolError(f"{path.name}: truncated ({len(data)} bytes, expected {_HEADER_SIZE + length})")
+        mac = data[_FIELDS.size : _HEADER_SIZE]
+        if not hmac.compare_digest(mac, _mac(self._secret(), data[: _FIELDS.size], data[_HEADER_SIZE:])):
+            raise SpoolError(
+                f"{path.name}: checksum mismatch (damaged, or not written by this spool: "
+                f"its HMAC does not match {KEY_NAME})"
+            )
+        return count, nbytes, length
 
     # -- batches -------------------------------------------------------------
     def write(self, records: Sequence[ReadableLogRecord], nbytes: int) -> SpooledBatch:
@@ -323,30 +470,31 @@ class Spool:
 
     def _write(self, path: Path, records: Sequence[ReadableLogRecord], nbytes: int) -> SpooledBatch:
         payload = encode_batch(records)
-        header = _HEADER.pack(MAGIC, VERSION, len(records), nbytes, len(payload), zlib.crc32(payload))
+        fields = _FIELDS.pack(MAGIC, VERSION, len(records), nbytes, len(payload))
         tmp = path.with_name("." + path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(header)
-            f.write(payload)
-        os.rename(tmp, path)  # readers never see a half-written batch under its final name
+        try:
+            with open(_open_private(tmp), "wb") as f:
+                f.write(fields)
+                f.write(_mac(self._secret(), fields, payload))
+                f.write(payload)
+            os.rename(tmp, path)  # readers never see a half-written batch under its final name
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()  # a full disk leaves no partial file behind
+            raise
         return SpooledBatch(path, len(records), nbytes)
 
     def read(self, batch: SpooledBatch) -> list[ReadableLogRecord]:
         """The records of a batch.
 
         Raises:
-            SpoolError: the file is truncated or corrupt.
+            SpoolError: the file is truncated, corrupt or not this spool's.
         """
         path = batch.path
-        data = path.read_bytes()
-        count, _nbytes, length, crc = _read_header(data, path)
-        payload = data[_HEADER.size :]
-        if len(payload) != length:
-            raise SpoolError(f"{path.name}: truncated ({len(payload)} of {length} payload bytes)")
-        if zlib.crc32(payload) != crc:
-            raise SpoolError(f"{path.name}: checksum mismatch")
+        data = self._read_file(path)
+        count, _nbytes, _length = self._verify(data, path)
         try:
-            records = decode_batch(payload)
+            records = decode_batch(data[_HEADER_SIZE:])
         except Exception as exc:
             raise SpoolError(f"{path.name}: undecodable payload: {type(exc).__name__}: {exc}") from None
         if len(records) != count:

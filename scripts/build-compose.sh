@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build Docker Compose (the `docker compose` CLI plugin) from its Go module and
-# print the binary's path; tests/test_compose.py validates docker-compose.yml
+# print the binary's path; tests/integration/test_compose.py validates docker-compose.yml
 # with its `config` command, which needs no Docker engine.
 #
 # Usage: scripts/build-compose.sh

@@ -1,17 +1,25 @@
-"""A minimal Flask app: tagged background jobs and the seed's admin log page.
+"""A minimal Flask app: tagged background jobs, the jobs view at /admin/jobs, and the seed's log page.
 
-Run it::
+Run it, with ``otel-jobtags serve`` receiving its records into ``jobs.db``::
 
     pip install 'otel-jobtags[flask,scheduler]'
-    flask --app examples/flask_admin/app.py run
-    curl 'http://127.0.0.1:5000/admin/system/logs?job_id=auto_rebalance'
-    open 'http://127.0.0.1:5000/admin/system/logs?job_id=auto_rebalance&format=html'
+    otel-jobtags serve --db jobs.db &
+    OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 JOBS_DB=jobs.db ADMIN_PASSWORD=change-me \
+        flask --app examples/flask_admin/app.py run
+    open 'http://127.0.0.1:5000/admin/jobs/'
+    curl -u admin:change-me 'http://127.0.0.1:5000/admin/system/logs?job_id=auto_rebalance'
+
+``/admin/jobs/`` is :func:`otel_jobtags.web.create_app` -- every job's status,
+runs and lines -- mounted inside this app, behind the app's own login (HTTP
+Basic with ``ADMIN_PASSWORD`` here; without one, only requests from this
+machine get in).
 
 Three jobs run on APScheduler, connected with ``otel_jobtags.scheduler.connect`` so everything it
 logs carries its tag. A ``FileHandler`` with ``JobTagFilter`` always writes the
 seed's text log; when an OTLP endpoint is configured (``OTLP_ENDPOINT`` or
 ``OTEL_EXPORTER_OTLP_ENDPOINT``) ``otel_jobtags.install`` exports to the
-collector as well. ``GET /admin/system/logs?job_id=...`` shows a job's recent
+collector as well. ``/admin/jobs/`` reads the store at ``JOBS_DB``.
+``GET /admin/system/logs?job_id=...`` shows a job's recent
 records -- from Loki when ``LOKI_URL`` is configured, else from the log file --
 and answers 400 with the known job ids for any other ``job_id``.
 
@@ -20,6 +28,9 @@ and answers 400 with the known job ids for any other ``job_id``.
 
 from __future__ import annotations
 
+import functools
+import hmac
+import ipaddress
 import logging
 import os
 import random
@@ -27,9 +38,9 @@ import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from flask import Flask, Response, jsonify, render_template_string, request
+from flask import Flask, Response, abort, current_app, jsonify, render_template_string, request
 
 from otel_jobtags import (
     ConfigError,
@@ -46,7 +57,8 @@ from otel_jobtags import (
     install,
     read_job_logs,
 )
-from otel_jobtags.query import DEFAULT_LINE_FORMAT, rotated_files
+from otel_jobtags.logfiles import DEFAULT_LINE_FORMAT, rotated_files
+from otel_jobtags.web import create_app as create_jobs_view
 
 JOBS = TagRegistry()
 PRICE_CACHE = JOBS.define("PRICE_CACHE", "price_cache", "refresh the price cache", "every 5 s")
@@ -157,7 +169,36 @@ def _start_scheduler() -> Any:
     return scheduler
 
 
-# -- the admin page -------------------------------------------------------------
+# -- the admin pages ------------------------------------------------------------
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def admin_required(view: F) -> F:
+    """The app's own login for its admin pages: HTTP Basic against ``ADMIN_PASSWORD``.
+
+    Without a password configured only requests from this machine get in.
+    """
+
+    @functools.wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        password = current_app.config["ADMIN_PASSWORD"]
+        if password is None:
+            if not ipaddress.ip_address(request.remote_addr or "0.0.0.0").is_loopback:
+                abort(403, "Set ADMIN_PASSWORD to open the admin pages to other machines")
+            return view(*args, **kwargs)
+        auth = request.authorization
+        if (
+            auth is None
+            or auth.type != "basic"
+            or not hmac.compare_digest(auth.username or "", current_app.config["ADMIN_USER"])
+            or not hmac.compare_digest(auth.password or "", password)
+        ):
+            return Response("Log in to see the admin pages", 401, {"WWW-Authenticate": 'Basic realm="admin"'})
+        return view(*args, **kwargs)
+
+    return checked  # type: ignore[return-value]
+
 
 PAGE = """<!doctype html>
 <title>{{ tag }} - job logs</title>
@@ -191,7 +232,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     ``LOG_FILE`` (``flask-admin.log``), ``LOKI_URL`` (``$OTEL_JOBTAGS_LOKI_URL``, else ``$LOKI_URL``),
     ``OTLP_ENDPOINT`` (``$OTEL_EXPORTER_OTLP_ENDPOINT``), ``OTLP_PROTOCOL``, ``SERVICE_NAME``
     (``$OTEL_SERVICE_NAME``, else ``flask-admin-example``), ``SCHEDULER`` (run the jobs), and
-    ``LOG_LIMIT`` (records shown by default, 200).
+    ``LOG_LIMIT`` (records shown by default, 200), ``JOBS_DB`` (``$JOBS_DB``: the store
+    ``otel-jobtags serve --db`` writes, shown at ``/admin/jobs/``), ``ADMIN_USER`` (``admin``) and
+    ``ADMIN_PASSWORD`` (``$ADMIN_PASSWORD``).
     """
     app = Flask(__name__)
     app.config.from_mapping(
@@ -202,12 +245,31 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         SERVICE_NAME=os.environ.get("OTEL_SERVICE_NAME", "flask-admin-example"),
         SCHEDULER=True,
         LOG_LIMIT=200,
+        JOBS_DB=os.environ.get("JOBS_DB"),
+        ADMIN_USER="admin",
+        ADMIN_PASSWORD=os.environ.get("ADMIN_PASSWORD") or None,
     )
     app.config.update(config or {})
     state = JobLogging(app.config)
     app.extensions["otel_jobtags"] = state
 
+    # The jobs view, mounted behind the app's login: the request goes to the view
+    # with /admin/jobs as its SCRIPT_NAME, so every link it writes stays under it.
+    jobs_view = create_jobs_view(app.config["JOBS_DB"], JOBS) if app.config["JOBS_DB"] else None
+
+    @app.route("/admin/jobs/", defaults={"path": ""})
+    @app.route("/admin/jobs/<path:path>")
+    @admin_required
+    def jobs(path: str) -> Any:
+        if jobs_view is None:
+            abort(404, "Set JOBS_DB to the database `otel-jobtags serve --db` writes to see the jobs here")
+        environ = dict(request.environ)
+        environ["SCRIPT_NAME"] = f"{request.script_root}/admin/jobs"
+        environ["PATH_INFO"] = f"/{path}"
+        return Response.from_app(jobs_view, environ)
+
     @app.get("/admin/system/logs")
+    @admin_required
     def system_logs() -> Any:
         as_html = request.args.get("format") == "html"
         job_id = request.args.get("job_id", "")

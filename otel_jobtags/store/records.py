@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ..alerts import Run as AlertRun
+from ..grafana import Run as AlertRun
 from ..handler import ATTR_JOB_RUN_ID, ATTR_JOB_TAG
 from .levels import level_of
 
@@ -152,7 +152,7 @@ class Run:
     body: str
 
     def as_alert_run(self) -> AlertRun:
-        """The run as the alert rules' arithmetic (:mod:`otel_jobtags.alerts`) takes it."""
+        """The run as the alert rules' arithmetic (:mod:`otel_jobtags.grafana`) takes it."""
         return AlertRun(self.end, self.outcome)
 
 

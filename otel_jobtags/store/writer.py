@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..handler import ATTR_JOB_ID, ATTR_JOB_RUN_ID, ATTR_JOB_TAG
-from ..runs import ATTR_JOB_DURATION_MS, ATTR_JOB_OUTCOME, ATTR_JOB_RUNS, ATTR_JOB_SCHEDULED_TIME
+from ..scheduler import ATTR_JOB_DURATION_MS, ATTR_JOB_OUTCOME, ATTR_JOB_RUNS, ATTR_JOB_SCHEDULED_TIME
 from .levels import LEVELS, level_of
 from .records import NewRecord
 

@@ -1,0 +1,37 @@
+"""The export pipeline: keeps every record until the receiver has it.
+
+- :mod:`.queue` -- the hot path: a bounded queue the log call appends to.
+- :mod:`.records` -- what the log call hands over, how it is sized, and how
+  the export thread builds the OpenTelemetry record from it.
+- :mod:`.machine` -- batching, retry and refusal as a pure state machine.
+- :mod:`.outcome` and :mod:`.exporters` -- export results classified by the
+  OTLP specification's retry rules, and exporters that report them.
+- :mod:`.processor` -- the thread, fork, flush and shutdown shell.
+
+# @FEAT:background-log-tagging
+"""
+
+from .processor import (
+    DEFAULT_MAX_BATCH_BYTES,
+    DEFAULT_MAX_BATCH_SIZE,
+    DEFAULT_MAX_QUEUE_BYTES,
+    DEFAULT_MAX_QUEUE_RECORDS,
+    DEFAULT_PROBE_AFTER_FAILURES,
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    DeliveryProcessor,
+    DeliveryStats,
+)
+from .records import RECORD_OVERHEAD, record_size
+
+__all__ = [
+    "DEFAULT_MAX_BATCH_BYTES",
+    "DEFAULT_MAX_BATCH_SIZE",
+    "DEFAULT_MAX_QUEUE_BYTES",
+    "DEFAULT_MAX_QUEUE_RECORDS",
+    "DEFAULT_PROBE_AFTER_FAILURES",
+    "DEFAULT_SHUTDOWN_TIMEOUT",
+    "RECORD_OVERHEAD",
+    "DeliveryProcessor",
+    "DeliveryStats",
+    "record_size",
+]

@@ -1,0 +1,264 @@
+"""Line formats: how a text log's lines are laid out, so records can be recognised."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, tzinfo
+from typing import Final
+
+from ..errors import ConfigError
+
+__all__ = [
+    "DEFAULT_FORMAT",
+    "DEFAULT_INSIDE",
+    "DEFAULT_LINE_FORMAT",
+    "DEFAULT_START",
+    "LineFormat",
+    "as_line_format",
+]
+
+
+DEFAULT_LINE_FORMAT: Final = "%(asctime)s %(levelname)s: %(message)s"
+"""The seed's log line format, the one :func:`otel_jobtags.demo.run_demo` writes."""
+
+
+# --------------------------------------------------------------------------
+# Line formats
+
+# asctime as logging.Formatter writes it by default: "%Y-%m-%d %H:%M:%S,mmm".
+_DEFAULT_ASCTIME = rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d\d\d"
+
+_STRFTIME_PIECES = {
+    "Y": r"\d{4}",
+    "m": r"\d\d",
+    "d": r"\d\d",
+    "H": r"\d\d",
+    "M": r"\d\d",
+    "S": r"\d\d",
+    "y": r"\d\d",
+    "f": r"\d{6}",
+    "j": r"\d{3}",
+    "e": r"[ \d]\d",
+    "I": r"\d\d",
+    "p": r"[AP]M",
+    "b": r"[A-Za-z]{3}",
+    "a": r"[A-Za-z]{3}",
+    "B": r"[A-Za-z]+",
+    "A": r"[A-Za-z]+",
+    "z": r"[+-]\d{4}",
+    "Z": r"[A-Za-z][A-Za-z0-9+/_-]*",
+    "%": "%",
+}
+
+_FIELD_RE = re.compile(
+    r"%\((?P<key>\w+)\)(?P<flags>[-#0 +]*)(?P<width>\d*)(?:\.\d+)?(?P<conv>[diouxXeEfFgGcrsa%])"
+)
+_NUMERIC_FIELDS = {"msecs", "process", "thread", "lineno", "levelno", "relativeCreated", "created"}
+
+
+def _datefmt_regex(datefmt: str) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(datefmt):
+        c = datefmt[i]
+        if c == "%" and i + 1 < len(datefmt):
+            out.append(_STRFTIME_PIECES.get(datefmt[i + 1], r"[^\n]+?"))
+            i += 2
+        else:
+            out.append(re.escape(c))
+            i += 1
+    return "".join(out)
+
+
+class LineFormat:
+    """How a text log's lines are laid out, so records can be recognised.
+
+    Build it from the ``logging`` format string the log was written with
+    (``%(message)s`` must come last), or with :meth:`from_regex`. A line that
+    matches the format's beginning (timestamp, level, ...) starts a record;
+    any other line continues the record above it.
+
+    Args:
+        fmt: the ``logging.Formatter`` format string (``%``-style).
+        datefmt: the formatter's ``datefmt``, if it had one.
+        tz: the time zone the times were written in; records then carry aware
+            times. By default times are naive, as written.
+
+    Raises:
+        ConfigError: the format cannot be used to find records.
+    """
+
+    def __init__(
+        self, fmt: str = DEFAULT_LINE_FORMAT, *, datefmt: str | None = None, tz: tzinfo | None = None
+    ):
+        self.fmt = fmt
+        self.datefmt = datefmt
+        self.tz = tz
+        if not fmt.endswith("%(message)s") or fmt.count("%(message)s") != 1:
+            raise ConfigError(
+                f"Invalid line format {fmt!r}: it must end with %(message)s (continuation "
+                "lines follow the message); for other layouts use LineFormat.from_regex()"
+            )
+        head = fmt[: -len("%(message)s")]
+        asctime = _datefmt_regex(datefmt).encode() if datefmt else _DEFAULT_ASCTIME
+        pieces: list[bytes] = []
+        plain: list[bytes] = []
+        seen: set[str] = set()
+        pos = 0
+        for m in _FIELD_RE.finditer(head):
+            literal = re.escape(head[pos : m.start()].replace("%%", "%")).encode()
+            pieces.append(literal)
+            plain.append(literal)
+            pos = m.end()
+            key, flags, width = m.group("key"), m.group("flags"), m.group("width")
+            if key == "asctime":
+                body = asctime
+            elif key in _NUMERIC_FIELDS:
+                body = rb"-?\d+(?:\.\d+)?"
+            elif key == "levelname":
+                body = rb"[^\n:]+"  # greedy is faster; no level name holds a colon
+            else:
+                body = rb"[^\n]*?"
+            if key in ("asctime", "levelname", "msecs") and key not in seen:
+                named = b"(?P<" + key.encode() + b">" + body + b")"
+                seen.add(key)
+            else:
+                named = b"(?:" + body + b")"
+            unnamed = b"(?:" + body + b")"
+            if width and "-" in flags:
+                named, unnamed = named + b" *", unnamed + b" *"
+            elif width:
+                named, unnamed = b" *" + named, b" *" + unnamed
+            pieces.append(named)
+            plain.append(unnamed)
+        tail = re.escape(head[pos:].replace("%%", "%")).encode()
+        pieces.append(tail)
+        plain.append(tail)
+        if not any(p.strip(b"\\ ") for p in plain):
+            raise ConfigError(
+                f"Invalid line format {fmt!r}: nothing comes before %(message)s, so a record's "
+                "first line cannot be told from a continuation line; add %(asctime)s"
+            )
+        self._header: re.Pattern[bytes] = re.compile(b"".join(pieces))
+        start = b"".join(plain)
+        self._start_source: bytes | None = start
+        self._start: re.Pattern[bytes] = re.compile(start)
+        # From a [TAG] hit: the rest of its line and every following line that
+        # does not start a record, in one regex call.
+        self._rest: re.Pattern[bytes] | None = re.compile(rb"[^\n]*\n?(?:(?!" + start + rb")[^\n]*\n)*")
+        self._line: re.Pattern[bytes] | None = None  # the pattern of a regex format
+        self._fast_time = "asctime" in seen and datefmt is None
+        self.has_time = "asctime" in seen
+        self.has_level = "levelname" in seen
+        self._has_msecs = "msecs" in seen
+
+    @classmethod
+    def from_regex(
+        cls,
+        pattern: str | bytes | re.Pattern[str] | re.Pattern[bytes],
+        *,
+        datefmt: str | None = None,
+        tz: tzinfo | None = None,
+    ) -> LineFormat:
+        """A format given by a regular expression that matches a record's first line.
+
+        The pattern must have a ``message`` group (where ``[TAG] `` appears) and
+        may have ``time`` (or ``asctime``) and ``level`` (or ``levelname``)
+        groups. A line it matches at its start begins a record. It runs on the
+        raw bytes of the line (UTF-8). ``time`` is parsed with ``datefmt``, else
+        as the default asctime or as ISO 8601.
+
+        Raises:
+            ConfigError: the pattern does not compile or has no ``message`` group.
+        """
+        source = pattern.pattern if isinstance(pattern, re.Pattern) else pattern
+        flags = re.MULTILINE | (pattern.flags & ~re.UNICODE if isinstance(pattern, re.Pattern) else 0)
+        raw = source.encode() if isinstance(source, str) else source
+        try:
+            compiled = re.compile(raw, flags)
+        except re.error as exc:
+            raise ConfigError(f"Invalid line regex {source!r}: {exc}") from None
+        if "message" not in compiled.groupindex:
+            raise ConfigError(f"Invalid line regex {source!r}: it needs a (?P<message>...) group")
+        self = cls.__new__(cls)
+        self.fmt = None
+        self.datefmt = datefmt
+        self.tz = tz
+        self._header = compiled
+        self._rest = None
+        self._start_source = None
+        self._start = compiled
+        self._line = compiled
+        names = compiled.groupindex
+        self._fast_time = False
+        self.has_time = "time" in names or "asctime" in names
+        self.has_level = "level" in names or "levelname" in names
+        self._has_msecs = "msecs" in names
+        return self
+
+    fmt: str | None
+    """The logging format string, or ``None`` for a regex format."""
+
+    def __repr__(self) -> str:
+        if self.fmt is None:
+            return f"LineFormat.from_regex({self._start.pattern!r})"
+        return f"LineFormat({self.fmt!r}, datefmt={self.datefmt!r})"
+
+    def _group(self, m: re.Match[bytes], *names: str) -> bytes | None:
+        index = m.re.groupindex
+        for name in names:
+            if name in index:
+                value = m.group(name)
+                return value if isinstance(value, bytes) else None
+        return None
+
+    def _time(self, m: re.Match[bytes]) -> datetime:
+        raw = self._group(m, "asctime", "time")
+        if raw is None:
+            return datetime.min
+        try:
+            if self._fast_time or (self.datefmt is None and len(raw) == 23 and raw[19:20] == b","):
+                moment = datetime(
+                    int(raw[0:4]), int(raw[5:7]), int(raw[8:10]), int(raw[11:13]), int(raw[14:16]),
+                    int(raw[17:19]), int(raw[20:23]) * 1000, self.tz,
+                )  # fmt: skip
+            else:
+                text = raw.decode("ascii", "replace")
+                if self.datefmt:
+                    moment = datetime.strptime(text, self.datefmt)
+                else:
+                    moment = datetime.fromisoformat(text.replace(",", "."))
+                if self.tz is not None and moment.tzinfo is None:
+                    moment = moment.replace(tzinfo=self.tz)
+        except ValueError:  # digits in the right places, but no date (month 13): keep the record
+            return datetime.min
+        if self._has_msecs:
+            msecs = self._group(m, "msecs")
+            if msecs:
+                moment = moment.replace(microsecond=int(float(msecs) * 1000))
+        return moment
+
+    def _level(self, m: re.Match[bytes]) -> str:
+        raw = self._group(m, "levelname", "level")
+        return raw.decode("utf-8", "replace").strip() if raw else ""
+
+
+DEFAULT_FORMAT = LineFormat()
+
+# In the default format a record's header is 24 fixed-width characters (the
+# asctime and a space), then a level without a colon, then ": ". So a line
+# matching this, followed by a tag, is either a record of that tag or no record
+# start at all: inside a run of one job's records it is cheaper than the full
+# header and tells the same lines apart.
+DEFAULT_START: Final = DEFAULT_FORMAT._start_source
+DEFAULT_INSIDE: Final = rb"[^\n]{24}[^\n:]+: "
+
+
+def as_line_format(value: LineFormat | str | re.Pattern[str] | re.Pattern[bytes] | None) -> LineFormat:
+    if value is None:
+        return DEFAULT_FORMAT
+    if isinstance(value, LineFormat):
+        return value
+    if isinstance(value, re.Pattern):
+        return LineFormat.from_regex(value)
+    return LineFormat(value)

@@ -1,0 +1,165 @@
+"""Reading log files: rotated generations, decompression, and chunks cut at record starts."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, cast
+
+__all__ = [
+    "CHUNK_SIZE",
+    "MAX_BUFFER",
+    "StartMatch",
+    "last_record_start",
+    "open_log",
+    "read_chunks",
+    "read_chunks_backwards",
+    "rotated_files",
+]
+
+
+CHUNK_SIZE = 8 << 20
+"""Bytes read at a time: large enough that per-read overhead vanishes."""
+MAX_BUFFER = 4 * CHUNK_SIZE
+"""A record (or line) longer than this is cut, so memory stays bounded."""
+
+
+# --------------------------------------------------------------------------
+# Files
+
+
+_NUMBERED_RE = re.compile(r"^\.(\d+)(\.gz|\.bz2|\.xz)?$")
+_DATED_RE = re.compile(r"^[.-](\d{4}-?\d\d-?\d\d(?:[_T-]?\d\d(?:-?\d\d(?:-?\d\d)?)?)?)(\.gz|\.bz2|\.xz)?$")
+
+
+def rotated_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The rotated generations of a log file and the file itself, oldest first.
+
+    Recognises the names :class:`logging.handlers.RotatingFileHandler`
+    (``app.log.1``), :class:`~logging.handlers.TimedRotatingFileHandler`
+    (``app.log.2025-10-23``, ``app.log.2025-10-23_14-30``) and logrotate
+    (``app.log.1``, ``app.log.2.gz``, ``app.log-20251023.gz``) give them,
+    compressed with gzip, bzip2 or xz or not. Dated generations come first
+    (by date), then numbered ones (highest number first), then ``path``.
+    Missing ``path`` is left out; an empty list means nothing exists.
+    """
+    base = Path(path)
+    folder = base.parent
+    dated: list[tuple[str, Path]] = []
+    numbered: list[tuple[int, Path]] = []
+    try:
+        names = os.listdir(folder if str(folder) else ".")
+    except FileNotFoundError:
+        names = []
+    for name in names:
+        if not name.startswith(base.name) or name == base.name:
+            continue
+        suffix = name[len(base.name) :]
+        if m := _NUMBERED_RE.match(suffix):
+            numbered.append((int(m.group(1)), folder / name))
+        elif m := _DATED_RE.match(suffix):
+            dated.append((m.group(1).replace("-", "").replace("_", "").replace("T", ""), folder / name))
+    ordered = [p for _, p in sorted(dated)] + [p for _, p in sorted(numbered, reverse=True)]
+    if base.exists():
+        ordered.append(base)
+    return ordered
+
+
+def open_log(path: Path) -> tuple[IO[bytes], bool]:
+    """The file as a byte stream (closed by the caller), and whether it can be seeked cheaply."""
+    stream: IO[bytes]
+    if path.suffix == ".gz":
+        stream = cast(IO[bytes], gzip.open(path, "rb"))  # noqa: SIM115
+    elif path.suffix == ".bz2":
+        stream = cast(IO[bytes], bz2.open(path, "rb"))  # noqa: SIM115
+    elif path.suffix == ".xz":
+        stream = cast(IO[bytes], lzma.open(path, "rb"))  # noqa: SIM115
+    else:
+        return open(path, "rb", buffering=0), True
+    return stream, False
+
+
+StartMatch = Callable[[bytes, int], "re.Match[bytes] | None"]
+
+
+def last_record_start(buf: bytes, start_match: StartMatch) -> int:
+    """The offset of the last line of ``buf`` that starts a record; 0 if no line but the first does."""
+    i = buf.rfind(b"\n", 0, len(buf) - 1) + 1
+    while i > 0:
+        if start_match(buf, i) is not None:
+            return i
+        i = buf.rfind(b"\n", 0, i - 1) + 1
+    return 0
+
+
+def read_chunks(stream: IO[bytes], seekable: bool, start_match: StartMatch) -> Iterator[tuple[bytes, int]]:
+    """Split a stream into ``(buffer, end)`` where ``buffer[:end]`` holds whole records.
+
+    A buffer ends where its last record starts, so a record never straddles two
+    buffers and continuation lines need no state between them. A plain file is
+    seeked back to that start rather than the rest copied into the next buffer.
+    A record (or line) longer than ``MAX_BUFFER`` is cut, keeping memory bounded.
+    """
+    carry = b""
+    while True:
+        data = stream.read(CHUNK_SIZE)
+        if not data:
+            if carry:
+                if not carry.endswith(b"\n"):
+                    carry += b"\n"
+                yield carry, len(carry)
+            return
+        buf = carry + data if carry else data
+        cut = last_record_start(buf, start_match)
+        if cut == 0:
+            if len(buf) < MAX_BUFFER:
+                carry = buf  # a single record so far: read on
+                continue
+            cut = buf.rfind(b"\n") + 1
+            if cut == 0:
+                buf += b"\n"
+                cut = len(buf)
+        yield buf, cut
+        if seekable:
+            stream.seek(cut - len(buf), os.SEEK_CUR)
+            carry = b""
+        else:
+            carry = buf[cut:]
+
+
+def read_chunks_backwards(
+    stream: IO[bytes], start_match: StartMatch, limit: int | None = None
+) -> Iterator[tuple[bytes, int]]:
+    """``(buffer, begin)`` where ``buffer[begin:]`` holds whole records, from the end of a file back.
+
+    ``limit``: read only the bytes before this offset (the end of the file by default).
+    """
+    high = stream.seek(0, os.SEEK_END) if limit is None else limit  # everything from `high` on is done
+    size = CHUNK_SIZE
+    at_end = True
+    while high > 0:
+        low = max(0, high - size)
+        stream.seek(low)
+        buf = stream.read(high - low)
+        if at_end and not buf.endswith(b"\n"):
+            buf += b"\n"  # a last line still being written
+        first = 0
+        if low > 0:
+            # The block may begin inside a record: start at its first record start.
+            first = buf.find(b"\n") + 1
+            while 0 < first < len(buf) and start_match(buf, first) is None:
+                first = buf.find(b"\n", first) + 1
+            if first <= 0 or first >= len(buf):
+                if size < MAX_BUFFER:
+                    size *= 2  # one record longer than the block: take a bigger one
+                    continue
+                first = buf.find(b"\n") + 1  # a record longer than the limit is cut
+        yield buf, first
+        high = low + first
+        size = CHUNK_SIZE
+        at_end = False

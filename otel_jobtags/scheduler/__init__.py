@@ -1,0 +1,81 @@
+"""APScheduler 3.x integration: every job runs in its job context, and every run leaves a record.
+
+One call connects a scheduler to a tag registry::
+
+    from otel_jobtags.scheduler import connect
+
+    connection = connect(scheduler, JOBS)
+
+See :func:`connect`. The run records' names and policy (:class:`RunRecordPolicy`)
+and :class:`PeriodicSummary` need no APScheduler; the names that do are
+imported on first use, so ``import otel_jobtags.scheduler`` works without it
+and ``from otel_jobtags.scheduler import connect`` says how to install it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._runs import (
+    ATTR_JOB_DURATION_MS,
+    ATTR_JOB_OUTCOME,
+    ATTR_JOB_RUNS,
+    ATTR_JOB_SCHEDULED_TIME,
+    FREQUENT_PERIOD,
+    RUNS_LOGGER,
+    RunRecordPolicy,
+    default_run_record_policy,
+)
+from ._summary import PeriodicSummary, SummarySnapshot
+
+if TYPE_CHECKING:
+    from ._checks import (
+        ScheduleMismatch,
+        compare_schedule,
+        schedule_mismatches,
+        trigger_for,
+        unscheduled_tags,
+        untagged_jobs,
+    )
+    from ._connection import SchedulerConnection, connect
+
+__all__ = [
+    "ATTR_JOB_DURATION_MS",
+    "ATTR_JOB_OUTCOME",
+    "ATTR_JOB_RUNS",
+    "ATTR_JOB_SCHEDULED_TIME",
+    "FREQUENT_PERIOD",
+    "RUNS_LOGGER",
+    "PeriodicSummary",
+    "RunRecordPolicy",
+    "ScheduleMismatch",
+    "SchedulerConnection",
+    "SummarySnapshot",
+    "compare_schedule",
+    "connect",
+    "default_run_record_policy",
+    "schedule_mismatches",
+    "trigger_for",
+    "unscheduled_tags",
+    "untagged_jobs",
+]
+
+# The names that need APScheduler, and the module that holds each.
+_NEEDS_APSCHEDULER = {
+    "ScheduleMismatch": "._checks",
+    "SchedulerConnection": "._connection",
+    "compare_schedule": "._checks",
+    "connect": "._connection",
+    "schedule_mismatches": "._checks",
+    "trigger_for": "._checks",
+    "unscheduled_tags": "._checks",
+    "untagged_jobs": "._checks",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _NEEDS_APSCHEDULER.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)
