@@ -145,7 +145,7 @@ class _QuietHandler(WSGIRequestHandler):
 
 def _web_app(store: Store, config: ServeConfig) -> Callable[..., Any] | None:
     try:
-        from ..web import create_app  # type: ignore[import-not-found,attr-defined,unused-ignore]
+        from ..web import create_app
     except ImportError:
         return None
     app: Callable[..., Any] = create_app(store, config.registry, token=config.token)

@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 from ..handler import ATTR_JOB_ID, ATTR_JOB_TAG
-from ..query import LogEntry, LogFilter
+from ..logfiles import LogEntry, LogFilter
 from ..store import NewRecord, Store, severity_number_of
 from ..tags import TagRegistry
 
