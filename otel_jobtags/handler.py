@@ -43,6 +43,7 @@ from .delivery.internal import state as _exporting
 from .delivery.queue import RecordQueue
 from .delivery.records import RECORD_OVERHEAD, attributes_size, text_size
 from .errors import ConfigError
+from .pipeline_logs import PIPELINE_LOGGERS
 from .tags import TagRegistry
 
 __all__ = [
@@ -62,10 +63,6 @@ _PRIMITIVES = frozenset((str, bool, int, float, bytes))
 # ``extra=`` for its formatter: its own objects, not data about the record.
 _STRUCTLOG_EXTRAS = ("_logger", "_name")
 
-# Loggers whose records describe the export pipeline itself. Exporting them
-# would feed the pipeline's own trouble back into it (a failing export logs a
-# warning, which is exported, which fails...).
-_INTERNAL_LOGGERS = ("opentelemetry", "grpc")
 
 # The standard LogRecord attributes: everything else on a record (``extra=``,
 # filters) becomes an OpenTelemetry attribute, as in the contrib handler.
@@ -90,7 +87,7 @@ _internal_names: dict[str, bool] = {}  # logger name -> internal? (a cache: name
 
 
 def _is_internal_name(name: str) -> bool:
-    internal = any(name == prefix or name.startswith(prefix + ".") for prefix in _INTERNAL_LOGGERS)
+    internal = any(name == prefix or name.startswith(prefix + ".") for prefix in PIPELINE_LOGGERS)
     _internal_names[name] = internal
     return internal
 
