@@ -508,7 +508,7 @@ def install(
 
     Sets up a resource (``service.name``, ``service.instance.id``,
     ``process.pid``), an OTLP exporter, a processor and a
-    :class:`~otel_jobtags.JobTagHandler` on the root logger, and makes
+    :class:`~otel_jobtags.handler.JobTagHandler` on the root logger, and makes
     ``registry`` the active one. Calling it again replaces the previous
     installation (records are never exported twice).
 
