@@ -138,6 +138,7 @@ def test_the_top_level_holds_what_application_code_uses() -> None:
         (
             "otel_jobtags.logfiles",
             [
+                "CONTINUATION_MARK",
                 "DEFAULT_LINE_FORMAT",
                 "LineFormat",
                 "LogEntry",
