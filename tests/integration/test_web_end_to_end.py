@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
+from apscheduler.schedulers.background import BackgroundScheduler
 from support.browser import PageWatch, launch
 
 from otel_jobtags import TagRegistry, install
 from otel_jobtags.receiver import Address, EmbeddedServer, ServeConfig
-
-apscheduler = pytest.importorskip("apscheduler")  # in the test extra
+from otel_jobtags.scheduler import connect, trigger_for
 
 log = logging.getLogger("shop.jobs")
 TOKEN = "a-token-for-the-e2e-test"
@@ -33,11 +34,6 @@ LOOPBACK = Address("127.0.0.1", 0)
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
     """The view's URL, once ``serve`` stored what one run of each of two scheduled jobs logged."""
-    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
-    from apscheduler.schedulers.background import BackgroundScheduler
-
-    from otel_jobtags.scheduler import connect, trigger_for
-
     jobs = TagRegistry()
     export = jobs.define("NIGHTLY_EXPORT", "nightly_export", "export the day's trades", "daily 02:00")
     sync = jobs.define("ACCOUNT_SYNC", "account_sync", "sync the broker's accounts", "every 1 h")
