@@ -32,7 +32,6 @@ __all__ = [
     "PYPROJECT_TABLE",
     "REGISTRY_ENV",
     "SPEC_HELP",
-    "NoSuchAttributeError",
     "RegistrySource",
     "find_registry",
     "import_object",
@@ -129,8 +128,8 @@ def find_registry(explicit: str | None, *, cwd: Path | None = None) -> RegistryS
     )
 
 
-class NoSuchAttributeError(JobTagsError):
-    """The module imported, but has nothing under that name."""
+class _NoSuchAttributeError(Exception):
+    """The module imported, but has nothing under that name (becomes a ConfigError)."""
 
 
 def _stdlib_end() -> int:
@@ -165,7 +164,7 @@ def import_object(spec: str, root: Path | None = None) -> object:
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise NoSuchAttributeError(f"module {module_name!r} has no attribute {attr!r}") from None
+            raise _NoSuchAttributeError(f"module {module_name!r} has no attribute {attr!r}") from None
     return obj
 
 
@@ -195,7 +194,7 @@ def load_registry(explicit: str | None) -> TagRegistry:
     spec, where = source.spec, source.where
     try:
         obj = import_object(spec, source.root)
-    except NoSuchAttributeError as exc:
+    except _NoSuchAttributeError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     except ModuleNotFoundError as exc:
         raise ConfigError(f"{where}: cannot import {spec.partition(':')[0]!r}: {exc}") from None

@@ -15,7 +15,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "otel_jobtags.scheduler needs APScheduler 3.x: pip install 'otel-jobtags[scheduler]'"
     ) from exc
 
-from ..attribution import report_internal_error as _report_internal_error
+from .. import _diagnostics
 from ..context import job_context
 from ._recorder import RunSpec, new_run_id
 
@@ -135,7 +135,7 @@ class _Run:
                 error, value, tb = exc_info
                 recorder.failed(self.spec, self.scheduled, duration_ms, (error, value, user_traceback(tb)))
         except Exception as exc:  # a run record must never change the job's outcome
-            _report_internal_error("could not write a run record", exc)
+            _diagnostics.report("could not write a run record", exc)
 
     def close(self) -> None:
         self.context.__exit__(None, None, None)

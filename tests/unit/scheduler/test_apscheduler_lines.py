@@ -179,10 +179,11 @@ def test_a_failure_is_written_once_with_the_traceback_of_the_job_alone(
             rf"INFO app run=({RUN_ID}): \[AUTO_REBAL\] calling the broker",
             rf"ERROR otel_jobtags\.runs run=({RUN_ID}): \[AUTO_REBAL\] run failed after {MS} ms: "
             "RuntimeError: broker down",
-            re.escape("Traceback (most recent call last):"),
-            re.escape(f'  File "{__file__}", line {raise_line}, in broker_down'),
-            re.escape('    raise RuntimeError("broker down")'),
-            re.escape("RuntimeError: broker down"),
+            # JobTagFormatter marks the continuation lines of a record with "  | "
+            re.escape("  | Traceback (most recent call last):"),
+            re.escape(f'  |   File "{__file__}", line {raise_line}, in broker_down'),
+            re.escape('  |     raise RuntimeError("broker down")'),
+            re.escape("  | RuntimeError: broker down"),
         ],
     )
     assert matches[0].group(1) == matches[1].group(1)
