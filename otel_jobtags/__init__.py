@@ -7,6 +7,7 @@ attributes and keeps the seed's ``[TAG]`` text prefix. :func:`read_job_logs`
 and :class:`LokiClient` read a job's records back, from the text log or Loki.
 """
 
+from .attachment import ExportHandler
 from .configure import (
     DeliverySettings,
     Installation,
@@ -47,6 +48,7 @@ __all__ = [
     "DeliveryProcessor",
     "DeliverySettings",
     "DeliveryStats",
+    "ExportHandler",
     "Installation",
     "Interval",
     "JobTag",

@@ -1,9 +1,11 @@
-"""Throttled warnings on stderr about the export pipeline itself.
+"""The package's one path to stderr: its own trouble, said as ``otel-jobtags: ...`` lines.
 
-The pipeline's own trouble (a collector that is down, records dropped past the
-queue bound) must stay visible to the operator, but never be exported (that
-feeds the trouble back into the pipeline) and never flood stderr: one line per
-kind of problem per interval, with a count of what was held back.
+The package's own trouble (a collector that is down, records dropped past the
+queue bound, a record that could not be attributed) must stay visible to the
+operator, but never be exported (that feeds the trouble back into the
+pipeline), never raise into a log call and never flood stderr: :func:`warn`
+lets one line per kind of problem through per interval, with a count of what
+was held back; :func:`write` and :func:`report` say one thing once.
 
 # @FEAT:background-log-tagging
 """
@@ -17,7 +19,7 @@ import time
 
 from . import _fork
 
-__all__ = ["DEFAULT_INTERVAL", "Throttle", "warn"]
+__all__ = ["DEFAULT_INTERVAL", "Throttle", "report", "warn", "write"]
 
 DEFAULT_INTERVAL = 10.0
 """Seconds between two stderr lines about the same kind of problem."""
@@ -64,6 +66,11 @@ def write(message: str) -> None:
         if stream is not None:
             stream.write(f"otel-jobtags: {message}\n")
             stream.flush()
+
+
+def report(what: str, exc: BaseException) -> None:
+    """Write ``otel-jobtags: <what>: <ErrorType>: <error>``; never raises."""
+    write(f"{what}: {type(exc).__name__}: {exc}")
 
 
 _default = Throttle()

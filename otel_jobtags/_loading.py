@@ -1,9 +1,26 @@
-"""Loading a tag registry or a scheduler named ``module:attribute``, for the command line and checks."""
+"""Loading a tag registry or a scheduler named ``module:attribute``, for the command line and checks.
+
+The registry comes from, in order: an explicit argument (``--registry``), the
+``OTEL_JOBTAGS_REGISTRY`` environment variable, or ``registry`` under
+``[tool.otel-jobtags]`` in the project's ``pyproject.toml`` (the first one
+found from the current directory upward). There is no default: the demo's
+registry is used only by ``otel-jobtags demo``, or when named.
+
+Importing the named module makes one directory importable -- the current
+directory for an argument or the environment variable, the ``pyproject.toml``'s
+directory for that -- and puts it *after* the standard library on
+``sys.path``, so a file there named like a standard module (``json.py``,
+``stringprep.py``) never replaces it.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, JobTagsError
@@ -12,57 +29,142 @@ if TYPE_CHECKING:
     from .tags import TagRegistry
 
 __all__ = [
-    "DEFAULT_REGISTRY",
+    "PYPROJECT_TABLE",
     "REGISTRY_ENV",
     "SPEC_HELP",
-    "NoSuchAttributeError",
+    "RegistrySource",
+    "find_registry",
     "import_object",
     "load_registry",
     "load_scheduler",
-    "registry_spec",
+    "make_importable",
     "valid_spec",
 ]
 
-
-DEFAULT_REGISTRY = "otel_jobtags.demo:JOBS"
 REGISTRY_ENV = "OTEL_JOBTAGS_REGISTRY"
+PYPROJECT_TABLE = "tool.otel-jobtags"
 SPEC_HELP = "write module:attribute, e.g. 'myapp.jobs:JOBS'"
 
 
 def valid_spec(text: str) -> bool:
+    """Whether ``text`` has the ``module:attribute`` form."""
     module, sep, attr = text.partition(":")
     return bool(sep and module.strip() and attr.strip() and " " not in text)
 
 
-def registry_spec(explicit: str | None) -> tuple[str, str]:
-    """The registry spec and where it came from: ``explicit``, the environment, or the default."""
+@dataclass(frozen=True)
+class RegistrySource:
+    """Which registry to load, where that was said, and the directory that makes it importable."""
+
+    spec: str
+    origin: str
+    """``--registry``, ``OTEL_JOBTAGS_REGISTRY`` or the ``pyproject.toml`` path."""
+    root: Path
+
+    @property
+    def where(self) -> str:
+        """How error messages name the setting, e.g. ``Invalid --registry 'a:B'``."""
+        if self.origin == "--registry":
+            return f"Invalid --registry {self.spec!r}"
+        if self.origin == REGISTRY_ENV:
+            return f"Invalid {REGISTRY_ENV}={self.spec!r}"
+        return f"Invalid registry {self.spec!r} in {self.origin}"
+
+
+def _pyproject(start: Path) -> Path | None:
+    for folder in (start, *start.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _pyproject_registry(path: Path) -> str | None:
+    try:
+        toml = importlib.import_module("tomllib")
+    except ModuleNotFoundError:  # Python 3.10
+        try:
+            toml = importlib.import_module("tomli")
+        except ModuleNotFoundError:
+            raise ConfigError(
+                f"Cannot read {path} on Python 3.10 without tomli: pip install tomli, or pass --registry"
+            ) from None
+    try:
+        data = toml.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"Cannot read {path}: {exc}") from None
+    table = data.get("tool", {}).get("otel-jobtags", {})
+    value = table.get("registry") if isinstance(table, dict) else None
+    if value is None:
+        return None
+    if not isinstance(value, str) or not valid_spec(value.strip()):
+        raise ConfigError(f"Invalid registry = {value!r} under [{PYPROJECT_TABLE}] in {path}: {SPEC_HELP}")
+    return value.strip()
+
+
+def find_registry(explicit: str | None, *, cwd: Path | None = None) -> RegistrySource:
+    """The registry to load: ``explicit``, else the environment variable, else ``pyproject.toml``.
+
+    Raises:
+        ConfigError: none of the three names a registry, or one is invalid.
+    """
+    here = Path.cwd() if cwd is None else cwd
     if explicit:
-        return explicit, "--registry"
+        return RegistrySource(explicit, "--registry", here)
     env = os.environ.get(REGISTRY_ENV, "").strip()
     if env:
         if not valid_spec(env):
             raise ConfigError(f"Invalid {REGISTRY_ENV}={env!r}: {SPEC_HELP}")
-        return env, REGISTRY_ENV
-    return DEFAULT_REGISTRY, "default"
+        return RegistrySource(env, REGISTRY_ENV, here)
+    pyproject = _pyproject(here)
+    if pyproject is not None:
+        spec = _pyproject_registry(pyproject)
+        if spec is not None:
+            return RegistrySource(spec, str(pyproject), pyproject.parent)
+    raise ConfigError(
+        "No tag registry given: pass --registry module:ATTR (e.g. --registry myapp.jobs:JOBS), "
+        f'set {REGISTRY_ENV}=module:ATTR, or add registry = "module:ATTR" under [{PYPROJECT_TABLE}] '
+        "in your project's pyproject.toml (for the demo's jobs: --registry otel_jobtags.demo:JOBS)"
+    )
 
 
-class NoSuchAttributeError(JobTagsError):
-    """The module imported, but has nothing under that name."""
+class _NoSuchAttributeError(Exception):
+    """The module imported, but has nothing under that name (becomes a ConfigError)."""
 
 
-def import_object(spec: str) -> object:
-    """The object ``module:attr.sub`` names, importing the module (the current folder is importable)."""
-    import importlib
+def _stdlib_end() -> int:
+    """The index in ``sys.path`` just after the standard library's entries."""
+    paths = sysconfig.get_paths()
+    roots = {os.path.normpath(paths[key]) for key in ("stdlib", "platstdlib")}
+    end = 0
+    for index, entry in enumerate(sys.path):
+        normal = os.path.normpath(entry) if entry else ""
+        if normal.endswith(".zip") or any(normal == r or normal.startswith(r + os.sep) for r in roots):
+            end = index + 1
+    return end
 
+
+def make_importable(root: Path) -> None:
+    """Put ``root`` on ``sys.path`` after the standard library (once)."""
+    entry = str(root)
+    if entry in sys.path or (root == Path.cwd() and "" in sys.path):
+        return
+    sys.path.insert(_stdlib_end(), entry)
+
+
+def import_object(spec: str, root: Path | None = None) -> object:
+    """The object ``module:attr.sub`` names, importing the module with ``root`` importable.
+
+    ``root`` defaults to the current directory.
+    """
+    make_importable(Path.cwd() if root is None else root)
     module_name, _, attr = spec.partition(":")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())  # like `python -m`, so `myapp.jobs:JOBS` works from the project
     obj: object = importlib.import_module(module_name)
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise NoSuchAttributeError(f"module {module_name!r} has no attribute {attr!r}") from None
+            raise _NoSuchAttributeError(f"module {module_name!r} has no attribute {attr!r}") from None
     return obj
 
 
@@ -77,7 +179,7 @@ def load_scheduler(spec: str) -> Any:
 
 
 def load_registry(explicit: str | None) -> TagRegistry:
-    """The registry ``explicit`` (the ``--registry`` value) or the environment names.
+    """The registry ``explicit`` (the ``--registry`` value), the environment or ``pyproject.toml`` names.
 
     Raises:
         ConfigError: the spec is invalid, or names something that is not a registry.
@@ -88,14 +190,11 @@ def load_registry(explicit: str | None) -> TagRegistry:
     from .check import registry_from_object
     from .tags import TagRegistry as TagRegistryType
 
-    spec, source = registry_spec(explicit)
-    where = {
-        "--registry": f"Invalid --registry {spec!r}",
-        REGISTRY_ENV: f"Invalid {REGISTRY_ENV}={spec!r}",
-    }.get(source, f"Invalid default registry {spec!r}")
+    source = find_registry(explicit)
+    spec, where = source.spec, source.where
     try:
-        obj = import_object(spec)
-    except NoSuchAttributeError as exc:
+        obj = import_object(spec, source.root)
+    except _NoSuchAttributeError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     except ModuleNotFoundError as exc:
         raise ConfigError(f"{where}: cannot import {spec.partition(':')[0]!r}: {exc}") from None

@@ -24,7 +24,6 @@ import contextlib
 import difflib
 import logging
 import re
-import sys
 from typing import Any
 
 from . import _diagnostics, _flags
@@ -62,8 +61,7 @@ _reported_unknown: set[tuple[str, str]] = set()  # (key, value) said once per pr
 
 def report_internal_error(what: str, exc: BaseException) -> None:
     """Say on stderr that a log record could not be handled; never raises into a log call."""
-    with contextlib.suppress(Exception):  # stderr itself may be gone
-        sys.stderr.write(f"otel-jobtags: {what}: {type(exc).__name__}: {exc}\n")
+    _diagnostics.report(what, exc)
 
 
 def _unknown_job_error(key: str, value: object, registry: TagRegistry | None, logger: str) -> UnknownJobError:

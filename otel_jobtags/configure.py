@@ -10,23 +10,24 @@ and the value.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import LogRecordExporter
+from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
+from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter, LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 
 from . import _flags
 from . import context as _context
+from ._exit import ExitHook
+from .attachment import Attachment
 from .attribution import PREFIX_ATTRIBUTION_VARIABLE, STRICT_VARIABLE
 from .delivery import (
     DEFAULT_MAX_QUEUE_BYTES,
@@ -35,8 +36,11 @@ from .delivery import (
     DeliveryProcessor,
     DeliveryStats,
 )
+from .delivery.internal import exporting
 from .errors import ConfigError
 from .handler import BODY_PREFIX_VARIABLE, JobTagHandler
+from .logfiles import parse_level
+from .pipeline_logs import PipelineLogs, resolve_pipeline_logs
 from .spool import Spool, UntrustedSpoolError, prepare_directory
 from .tags import TagRegistry
 
@@ -311,6 +315,8 @@ class Installation:
         logger: logging.Logger,
         previous_level: int | None,
         previous_registry: TagRegistry | None,
+        attachment: Attachment | None = None,
+        pipeline_logs: PipelineLogs | None = None,
     ) -> None:
         self.provider = provider
         """The SDK ``LoggerProvider`` records are emitted to."""
@@ -325,9 +331,12 @@ class Installation:
         self._logger = logger
         self._previous_level = previous_level
         self._previous_registry = previous_registry
+        self._attachment = attachment
+        self._pipeline_logs = pipeline_logs
         self._closed = False
         self._detached = False
         self._lock = threading.Lock()
+        self._exit_hook: ExitHook | None = None
 
     @property
     def resource(self) -> Resource:
@@ -358,12 +367,21 @@ class Installation:
         with _install_lock:
             if not self._detached:
                 self._logger.removeHandler(self.handler)
+                self._release()
                 self._restore_logging()
             self.handler.close()
             if _installation is self:
                 _installation = None
-        atexit.unregister(self.shutdown)
+        if self._exit_hook is not None:
+            self._exit_hook.cancel()
         self.provider.shutdown()
+
+    def _release(self) -> None:
+        """Stop guarding the logging configuration and the pipeline loggers."""
+        if self._attachment is not None:
+            self._attachment.detach()
+        if self._pipeline_logs is not None:
+            self._pipeline_logs.restore()
 
     def _restore_logging(self) -> None:
         if self._previous_level is not None:
@@ -393,6 +411,7 @@ class Installation:
         else:
             target.addHandler(handler)
             logger.removeHandler(self.handler)
+        self._release()  # the replacement guards them from now on
         self._restore_logging()
 
     def __enter__(self) -> Installation:
@@ -423,6 +442,53 @@ def _check_spool_dir(directory: Path | str) -> None:
         raise _spool_error(directory, PermissionError(13, "Permission denied"))
 
 
+LOGS_EXPORTER_VARIABLE = "OTEL_LOGS_EXPORTER"
+_LOGS_EXPORTERS = ("otlp", "console", "none")
+_log = logging.getLogger("otel_jobtags")
+
+
+class _DiscardExporter(LogRecordExporter):
+    """``OTEL_LOGS_EXPORTER=none``: accepts every batch at once and keeps nothing."""
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        return LogRecordExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+    def shutdown(self) -> None:
+        return None
+
+
+def _logs_exporter(environ: Mapping[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    value = (_env(LOGS_EXPORTER_VARIABLE, env) or "otlp").lower()
+    if value not in _LOGS_EXPORTERS:
+        raise ConfigError(
+            f"Invalid {LOGS_EXPORTER_VARIABLE}={value!r}: use one of 'otlp', 'console' or 'none'"
+        )
+    return value
+
+
+def _start_summary(
+    settings: Settings | None,
+    exporter_name: str | None,
+    exporter: LogRecordExporter | None,
+    registry: TagRegistry | None,
+) -> str:
+    if settings is not None:
+        where = f"exporting logs to {settings.endpoint} over {settings.protocol}"
+    elif exporter_name == "none":
+        where = f"not exporting logs ({LOGS_EXPORTER_VARIABLE}=none)"
+    elif exporter_name == "console":
+        where = f"exporting logs to the console ({LOGS_EXPORTER_VARIABLE}=console)"
+    else:
+        where = f"exporting logs with {type(exporter).__name__}"
+    names = [tag.name for tag in registry] if registry is not None else []
+    jobs = f"{len(names)} jobs ({', '.join(names)})" if names else "no job registry"
+    return f"{where}; {jobs}"
+
+
 def install(
     registry: TagRegistry | None = None,
     *,
@@ -442,6 +508,7 @@ def install(
     body_prefix: bool | None = None,
     prefix_attribution: bool | None = None,
     strict: bool | None = None,
+    pipeline_logs: str | None = None,
 ) -> Installation:
     """Export the application's logs over OTLP, each record attributed to its job.
 
@@ -493,6 +560,23 @@ def install(
             whose ``extra={"job_tag"/"job_id": ...}`` names no registered job
             (for test suites); else ``OTEL_JOBTAGS_STRICT``, else off (said once
             per value on stderr).
+        pipeline_logs: where the records the OpenTelemetry SDK, the exporters
+            and gRPC log about themselves go: ``"stderr"`` (throttled, WARNING
+            and above, never to the application's handlers) or ``"propagate"``
+            (to the application's handlers as well; still never exported);
+            else ``OTEL_JOBTAGS_PIPELINE_LOGS``, else ``"stderr"``.
+
+    The exporter is chosen by ``exporter``, else ``OTEL_LOGS_EXPORTER``:
+    ``otlp`` (the default), ``console`` (the SDK's console exporter, on
+    stdout) or ``none`` (records are attributed and counted, and discarded:
+    for test suites, which then pay nothing at exit).
+
+    Logging may be configured before or after ``install()``: ``basicConfig``
+    (with or without ``force=True``) and ``dictConfig`` keep the export
+    handler (see :class:`~otel_jobtags.ExportHandler` to place it in a
+    configuration yourself). When it is lost anyway, or the levels let
+    nothing at INFO through, it is said once on stderr. A one-line summary
+    of where records go is logged at INFO on the ``otel_jobtags`` logger.
 
     Returns:
         An :class:`Installation`; its ``shutdown()`` (also run at exit) undoes everything.
@@ -501,6 +585,11 @@ def install(
         ConfigError: a setting is invalid.
     """
     settings = None
+    exporter_name = _logs_exporter() if exporter is None else None
+    if exporter_name == "none":
+        exporter = _DiscardExporter()
+    elif exporter_name == "console":
+        exporter = ConsoleLogRecordExporter()
     if exporter is None:
         settings = resolve_settings(
             endpoint=endpoint, protocol=protocol, headers=headers, service_name=service_name
@@ -518,11 +607,8 @@ def install(
     body_prefix = _flags.resolve_flag(body_prefix, BODY_PREFIX_VARIABLE, True)
     prefix_attribution = _flags.resolve_flag(prefix_attribution, PREFIX_ATTRIBUTION_VARIABLE, True)
     strict = _flags.resolve_flag(strict, STRICT_VARIABLE, False)
-    if isinstance(level, str):
-        resolved_level = logging.getLevelName(level.upper())
-        if not isinstance(resolved_level, int):
-            raise ConfigError(f"Invalid level={level!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL")
-        level = resolved_level
+    pipeline = resolve_pipeline_logs(pipeline_logs)
+    level = parse_level(level)
 
     resource = Resource.create({"process.pid": os.getpid()})  # OTEL_RESOURCE_ATTRIBUTES applies
     extra = dict(resource_attributes or {})
@@ -584,8 +670,15 @@ def install(
         if level is not None:
             previous_level = target.level
             target.setLevel(level)
-        if handler not in target.handlers:
-            target.addHandler(handler)
+        # For the operator, not for the export (the previous installation's
+        # handler, or the new one, may already be on the logger).
+        with exporting():
+            _log.info(_start_summary(settings, exporter_name, exporter, registry or _context._registry))
+        attachment = Attachment(handler, target, level)
+        attachment.attach()  # adds the handler unless it took the previous one's place
+        pipeline_logs_guard = PipelineLogs()
+        if pipeline == "stderr":
+            pipeline_logs_guard.divert()
         previous_registry = _context.use_registry(registry) if registry is not None else _context._registry
         installation = Installation(
             provider=provider,
@@ -596,11 +689,15 @@ def install(
             logger=target,
             previous_level=previous_level,
             previous_registry=previous_registry,
+            attachment=attachment,
+            pipeline_logs=pipeline_logs_guard,
         )
         _set_installation(installation)
     if previous is not None:
         previous.shutdown()
-    atexit.register(installation.shutdown)
+    # At exit, and at the end of multiprocessing's forked children, which
+    # skip atexit (they end through os._exit).
+    installation._exit_hook = ExitHook(installation.shutdown)
     return installation
 
 

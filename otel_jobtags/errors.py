@@ -1,7 +1,20 @@
-"""Errors raised by otel-jobtags.
+"""Errors raised by otel-jobtags: every one of them is defined here.
 
 Every error derives from :class:`JobTagsError`, so an application can catch
-them all at once; the subclasses say which rule was broken and how to fix it.
+them all at once; the subclasses say which rule was broken and how to fix it::
+
+    JobTagsError
+    ├── TagError (ValueError)             a tag, job id or schedule breaks the rules
+    ├── UnknownJobError (LookupError)     a job id or tag name is not in the registry
+    │   └── UntaggedJobError              a scheduler's job id has no tag
+    ├── ConfigError (ValueError)          a setting (argument, variable, file) is invalid
+    ├── MissingExtraError (ImportError)   an integration's optional package is missing
+    ├── LokiError                         Loki cannot be reached or answers an error
+    ├── MarkerError (ValueError)          a Markdown file lacks the job table's markers
+    ├── SpoolError                        a spool file fails its checks
+    ├── UntrustedSpoolError (PermissionError)  the spool directory is not this user's alone
+    └── StoreError                        the embedded store cannot do what was asked
+        └── StoreQueryError (ValueError)  a store query has an invalid filter
 """
 
 from __future__ import annotations
@@ -98,3 +111,29 @@ class StoreError(JobTagsError):
 
 class StoreQueryError(StoreError, ValueError):
     """A query of the embedded store has an invalid filter (the message names it and what to pass)."""
+
+
+class LokiError(JobTagsError):
+    """Loki could not be reached, or answered with an error.
+
+    Attributes:
+        status: the HTTP status, when Loki answered.
+        body: what Loki said (its error text), when it answered.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, body: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class MarkerError(JobTagsError, ValueError):
+    """A document lacks the marker comments, or has them twice or in the wrong order."""
+
+
+class SpoolError(JobTagsError):
+    """A spool file failed its checks (truncated, corrupt, unknown format)."""
+
+
+class UntrustedSpoolError(JobTagsError, PermissionError):
+    """The spool directory or its key is not this user's alone; the message says what to do."""

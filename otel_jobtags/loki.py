@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from .errors import ConfigError, JobTagsError
+from .errors import ConfigError, LokiError
 from .grafana._logql import DEFAULT_JOB_TAG_AS, JobTagAs, job_selector, logql_regex, logql_string, loki_field
 from .logfiles._records import LogEntry, align_time, parse_level, resolve_registry
 from .tags import JobTag, TagRegistry
@@ -123,20 +123,6 @@ def build_logql(
         else:
             query += f" |= {logql_string(contains)}"
     return query
-
-
-class LokiError(JobTagsError):
-    """Loki could not be reached, or answered with an error.
-
-    Attributes:
-        status: the HTTP status, when Loki answered.
-        body: what Loki said (its error text), when it answered.
-    """
-
-    def __init__(self, message: str, *, status: int | None = None, body: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = body
 
 
 def _nanoseconds(moment: datetime) -> int:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ._generated import stale_files, write_files
-from .errors import JobTagsError
+from .errors import MarkerError
 from .tags import JobTag, TagRegistry
 
 __all__ = [
@@ -37,10 +37,6 @@ JOBS_TABLE_START = "<!-- jobs-table:start -->"
 """The comment line after which the job table goes."""
 JOBS_TABLE_END = "<!-- jobs-table:end -->"
 """The comment line before which the job table ends."""
-
-
-class MarkerError(JobTagsError, ValueError):
-    """A document lacks the marker comments, or has them twice or in the wrong order."""
 
 
 def _cell(text: str) -> str:

@@ -15,9 +15,12 @@ A schedule is one of three kinds:
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+
+from cronsim import CronSim, CronSimError
 
 from .errors import TagError
 
@@ -76,123 +79,159 @@ class Interval:
         return f"every {s} s"
 
 
-# (name, low, high) for the five cron fields.
-_CRON_FIELDS = (
-    ("minute", 0, 59),
-    ("hour", 0, 23),
-    ("day of month", 1, 31),
-    ("month", 1, 12),
-    ("day of week", 0, 6),
-)
+_CRON_FIELDS = ("minute", "hour", "day of month", "month", "day of week")
+_CRON_FIELD_FORMS = {
+    "minute": "0-59",
+    "hour": "0-23",
+    "day of month": "1-31 or L",
+    "month": "1-12 or jan-dec",
+    "day of week": "0-7 (0 and 7 are Sunday) or sun-sat, 5L, 5#2",
+}
+_CRONSIM_FIELDS = {
+    "Bad minute": "minute",
+    "Bad hour": "hour",
+    "Bad day-of-month": "day of month",
+    "Bad month": "month",
+    "Bad day-of-week": "day of week",
+}
+_CRON_ALIASES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+_CRON_EXAMPLE = "e.g. '17 * * * *', '0 9 * * mon-fri' or '@daily'"
+# Two leap-year cycles: every day pattern a cron can express shows its longest
+# gap within them ("0 0 29 2 *" fires every 4 years).
+_PERIOD_WINDOW = (datetime(2024, 1, 1), datetime(2032, 1, 1))
 
 
-def _parse_cron_field(text: str, name: str, low: int, high: int) -> frozenset[int]:
-    values: set[int] = set()
-    for part in text.split(","):
-        step = 1
-        if "/" in part:
-            part, _, step_text = part.partition("/")
-            if not step_text.isdigit() or int(step_text) == 0:
-                raise ValueError(f"bad step {step_text!r} in the {name} field")
-            step = int(step_text)
-        if part == "*":
-            start, end = low, high
-        elif "-" in part:
-            a, _, b = part.partition("-")
-            if not (a.isdigit() and b.isdigit()):
-                raise ValueError(f"bad range {part!r} in the {name} field")
-            start, end = int(a), int(b)
-        elif part.isdigit():
-            start = int(part)
-            end = high if step > 1 else start
+def _cron_error(expression: str, fields: list[str], exc: CronSimError) -> TagError:
+    name = _CRONSIM_FIELDS.get(str(exc))
+    if name is None:
+        return TagError(f"Invalid cron expression {expression!r}: {exc}; {_CRON_EXAMPLE}")
+    if name == "day of month":
+        # cronsim refuses a day no named month has: say so rather than "bad day".
+        try:
+            CronSim(" ".join([*fields[:3], "*", fields[4]]), _PERIOD_WINDOW[0])
+        except CronSimError:
+            pass
         else:
-            raise ValueError(f"bad value {part!r} in the {name} field")
-        top = 7 if name == "day of week" else high  # 7 is Sunday too, as in cron
-        if not (low <= start <= top and low <= end <= top and start <= end):
-            raise ValueError(f"{part!r} is outside {low}-{top} in the {name} field")
-        values.update(v % 7 if name == "day of week" else v for v in range(start, end + 1, step))
-    return frozenset(values)
+            return TagError(
+                f"Invalid cron expression {expression!r}: it never fires (no month it names has day "
+                f"{fields[2]}); {_CRON_EXAMPLE}"
+            )
+    text = fields[_CRON_FIELDS.index(name)]
+    return TagError(
+        f"Invalid cron expression {expression!r}: {text!r} is not a valid {name} "
+        f"({_CRON_FIELD_FORMS[name]}, '*', ranges a-b, lists a,b, steps */n); {_CRON_EXAMPLE}"
+    )
 
 
 @dataclass(frozen=True)
 class Cron:
     """Runs at the times a five-field cron expression matches (local time).
 
-    Fields: minute, hour, day of month, month, day of week (0 or 7 = Sunday).
-    Each field takes ``*``, numbers, ranges ``a-b``, lists ``a,b`` and steps
-    ``*/n``. As in cron, when both day fields are restricted a day matches
-    if either does.
+    Fields: minute, hour, day of month, month, day of week, as Debian's cron
+    reads them (evaluated by `cronsim <https://pypi.org/project/cronsim/>`_):
+    numbers, names (``jan``, ``mon-fri``), ranges ``a-b``, lists ``a,b``,
+    steps ``*/n``, ``L`` (last day of the month), ``5L`` (last Friday),
+    ``5#2`` (second Friday), 0 and 7 for Sunday, and the aliases ``@hourly``,
+    ``@daily``, ``@weekly``, ``@monthly``, ``@yearly``. As in cron, when both
+    day fields are restricted a day matches if either does.
+
+    Raises:
+        TagError: the expression is invalid, or never fires (``"0 0 31 2 *"``).
     """
 
     expression: str
 
     def __post_init__(self) -> None:
-        fields = self.expression.split()
+        text = " ".join(str(self.expression).lower().split())
+        text = _CRON_ALIASES.get(text, text)
+        fields = text.split()
         if len(fields) != 5:
             raise TagError(
                 f"Invalid cron expression {self.expression!r}: it needs 5 fields "
-                "(minute hour day month day-of-week), e.g. '17 * * * *'"
+                f"(minute hour day month day-of-week); {_CRON_EXAMPLE}"
             )
         try:
-            parsed = tuple(
-                _parse_cron_field(text, name, low, high)
-                for text, (name, low, high) in zip(fields, _CRON_FIELDS, strict=True)
-            )
-        except ValueError as exc:
-            raise TagError(f"Invalid cron expression {self.expression!r}: {exc}; e.g. '17 * * * *'") from None
-        object.__setattr__(self, "expression", " ".join(fields))
-        object.__setattr__(self, "_fields", parsed)
-        object.__setattr__(self, "_dom_any", fields[2] == "*")
-        object.__setattr__(self, "_dow_any", fields[4] == "*")
+            parsed = CronSim(text, _PERIOD_WINDOW[0])
+        except CronSimError as exc:
+            raise _cron_error(self.expression, fields, exc) from None
+        object.__setattr__(self, "expression", text)
+        object.__setattr__(self, "_parsed", parsed)
 
     @property
     def fields(self) -> tuple[frozenset[int], ...]:
-        """The expanded values of the five fields."""
-        return self._fields  # type: ignore[attr-defined, no-any-return]
+        """The expanded values of the five fields (day of week: 0 is Sunday).
 
-    def _day_matches(self, day: datetime) -> bool:
-        _, _, dom, month, dow = self.fields
-        if day.month not in month:
-            return False
-        dom_ok = day.day in dom
-        dow_ok = (day.isoweekday() % 7) in dow
-        if self._dom_any or self._dow_any:  # type: ignore[attr-defined]
-            return dom_ok and dow_ok
-        return dom_ok or dow_ok
+        ``L``, ``5L`` and ``5#2`` items are not numbers and are left out: see
+        :attr:`plain`.
+        """
+        parsed: CronSim = self._parsed  # type: ignore[attr-defined]
+        weekdays = {d % 7 for d in parsed.weekdays if isinstance(d, int)}
+        days = {d for d in parsed.days if isinstance(d, int) and d > 0}
+        return (
+            frozenset(parsed.minutes),
+            frozenset(parsed.hours),
+            frozenset(days),
+            frozenset(parsed.months),
+            frozenset(weekdays),
+        )
+
+    @property
+    def plain(self) -> bool:
+        """Whether :attr:`fields` says it all: no ``L``, ``5L`` or ``5#2`` items."""
+        parsed: CronSim = self._parsed  # type: ignore[attr-defined]
+        return all(isinstance(d, int) and d > 0 for d in parsed.days) and all(
+            isinstance(d, int) for d in parsed.weekdays
+        )
 
     def next_after(self, moment: datetime) -> datetime:
         """The first time strictly after ``moment`` the expression matches."""
-        minutes, hours = sorted(self.fields[0]), sorted(self.fields[1])
-        t = moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
-        for _ in range(366 * 5):  # a matching day exists within any 5 years
-            if self._day_matches(t):
-                for h in hours:
-                    if h < t.hour:
-                        continue
-                    for m in minutes:
-                        if h == t.hour and m < t.minute:
-                            continue
-                        return t.replace(hour=h, minute=m)
-            t = (t + timedelta(days=1)).replace(hour=0, minute=0)
-        raise TagError(f"Cron expression {self.expression!r} never matches")
+        return next(CronSim(self.expression, moment))
+
+    def _days(self, start: datetime, end: datetime) -> list[date]:
+        """The days in ``[start, end)`` the expression fires on."""
+        parsed: CronSim = self._parsed  # type: ignore[attr-defined]
+        if not self.plain:
+            day_fields = " ".join(self.expression.split()[2:])
+            found = []
+            for moment in CronSim(f"0 0 {day_fields}", start - timedelta(seconds=1)):
+                if moment >= end:
+                    break
+                found.append(moment.date())
+            return found
+        _, _, dom, months, dow = self.fields
+        out = []
+        day = start.date()
+        while day < end.date():
+            if day.month in months:
+                dom_ok, dow_ok = day.day in dom, day.isoweekday() % 7 in dow
+                if (dom_ok and dow_ok) if parsed.day_and else (dom_ok or dow_ok):
+                    out.append(day)
+            day += timedelta(days=1)
+        return out
 
     @functools.cached_property
     def period(self) -> timedelta:
-        """The longest gap between two consecutive matches, over a year (computed once).
+        """The longest gap between two consecutive matches (computed once).
 
-        Alert rules use it as "the job should have run by now"; a year covers
-        every month length and weekday pattern.
+        Alert rules use it as "the job should have run by now". It is taken
+        over two leap-year cycles, so a job on February 29 has a period of
+        four years.
         """
-        start = datetime(2025, 1, 1)
-        end = start + timedelta(days=400)
-        longest = timedelta(0)
-        previous = self.next_after(start - timedelta(minutes=1))
-        count = 0
-        while previous < end and count < 20_000:
-            nxt = self.next_after(previous)
-            longest = max(longest, nxt - previous)
-            previous = nxt
-            count += 1
+        minutes, hours = sorted(self.fields[0]), sorted(self.fields[1])
+        times = [timedelta(hours=h, minutes=m) for h in hours for m in minutes]
+        longest = max((b - a for a, b in itertools.pairwise(times)), default=timedelta(0))
+        days = self._days(*_PERIOD_WINDOW)
+        span = times[-1] - times[0]
+        for a, b in itertools.pairwise(days):
+            longest = max(longest, (b - a) - span)
         return longest
 
     def __str__(self) -> str:
@@ -257,6 +296,6 @@ def parse_schedule(value: str | Schedule) -> Schedule:
         return Cron(f"{minute} * * * *")
     m = _CRON_PREFIX_RE.match(text)
     expression = m.group(1) if m else text
-    if len(expression.split()) == 5:
+    if len(expression.split()) == 5 or expression.startswith("@"):
         return Cron(expression)
     raise TagError(f"Invalid schedule {value!r}: {_SCHEDULE_HELP}")

@@ -68,7 +68,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
 from . import _diagnostics
-from .errors import JobTagsError
+from .errors import SpoolError, UntrustedSpoolError
 
 __all__ = ["Spool", "SpoolError", "SpooledBatch", "UntrustedSpoolError", "prepare_directory"]
 
@@ -84,14 +84,6 @@ KEY_NAME = "spool.key"
 _KEY_SIZE = 32
 _FILE_MODE = 0o600
 _DIR_MODE = 0o700
-
-
-class SpoolError(JobTagsError):
-    """A spool file failed its checks (truncated, corrupt, unknown format)."""
-
-
-class UntrustedSpoolError(PermissionError):
-    """The spool directory or its key is not this user's alone; the message says what to do."""
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,11 @@ The records are attributed exactly as the exporting handler attributes them,
 so a job's records look as the collector would receive them. (Unlike the
 exporting handler, it also captures what the OpenTelemetry SDK and gRPC log
 about themselves.)
+
+:func:`export_in_memory` installs with an in-memory exporter, to assert on
+exactly what would be exported. A test suite that builds the whole
+application sets ``OTEL_LOGS_EXPORTER=none``: the application's own
+``install()`` then exports nothing and has nothing to deliver at exit.
 """
 
 from __future__ import annotations
@@ -20,10 +25,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+
+from .configure import Installation, install
 from .handler import ATTR_JOB_ID, ATTR_JOB_RUN_ID, ATTR_JOB_TAG, JobTagFilter
 from .tags import TagRegistry
 
-__all__ = ["CapturedLog", "capture_logs"]
+__all__ = ["CapturedLog", "ExportedLog", "ExportedLogs", "capture_logs", "export_in_memory"]
 
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -103,3 +111,65 @@ def capture_logs(
     finally:
         target.removeHandler(handler)
         target.setLevel(previous)
+
+
+@dataclass(frozen=True)
+class ExportedLog:
+    """One record as the exporter received it."""
+
+    level: str
+    """The OpenTelemetry severity text, e.g. ``"INFO"``, ``"WARN"``."""
+    body: Any
+    """The exported body, e.g. ``"[AUTO_REBAL] job started"``."""
+    attributes: Mapping[str, Any]
+    """The exported attributes (``job.tag``, ``job.id``, ``extra=`` values...)."""
+
+
+class ExportedLogs:
+    """What an in-memory installation exported; see :func:`export_in_memory`."""
+
+    def __init__(self, installation: Installation, exporter: InMemoryLogRecordExporter) -> None:
+        self.installation = installation
+        """The installation, e.g. for its ``stats``."""
+        self._exporter = exporter
+
+    def records(self) -> list[ExportedLog]:
+        """Deliver what is logged so far and return every exported record, in order."""
+        self.installation.force_flush()
+        return [
+            ExportedLog(
+                level=r.log_record.severity_text or "",
+                body=r.log_record.body,
+                attributes=dict(r.log_record.attributes or {}),
+            )
+            for r in self._exporter.get_finished_logs()
+        ]
+
+
+@contextmanager
+def export_in_memory(registry: TagRegistry | None = None, **install_options: Any) -> Iterator[ExportedLogs]:
+    """``install()`` with an in-memory exporter for the block, then ``uninstall()``.
+
+    Use it to assert on exactly what would be exported -- bodies, attributes,
+    levels -- without a collector and with nothing to deliver at exit::
+
+        with export_in_memory(JOBS, level="INFO") as exported:
+            auto_rebalance()
+        assert exported.records()[0].attributes["job.tag"] == "AUTO_REBAL"
+
+    For a test suite that builds the whole application (which calls
+    ``install()`` itself), set ``OTEL_LOGS_EXPORTER=none`` instead.
+
+    Args:
+        registry: the application's tags.
+        install_options: any other :func:`~otel_jobtags.install` argument.
+
+    Yields:
+        :class:`ExportedLogs`.
+    """
+    exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
+    installation = install(registry, exporter=exporter, **install_options)
+    try:
+        yield ExportedLogs(installation, exporter)
+    finally:
+        installation.shutdown()

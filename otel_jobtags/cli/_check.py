@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ..check import Finding
 
-from .._loading import import_object, load_scheduler, registry_spec
+from .._loading import find_registry, import_object, load_scheduler
 from ._options import plural, registry_option, spec_arg
 
 
@@ -48,15 +48,16 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from ..check import Finding, check, registry_from_object, schedule_findings
     from ..tags import TagRegistry
 
-    spec, source = registry_spec(args.registry)
+    source = find_registry(args.registry)
+    spec = source.spec
     findings: list[Finding] = []
     try:
-        registry, findings = registry_from_object(import_object(spec), spec)
+        registry, findings = registry_from_object(import_object(spec, source.root), spec)
     except Exception as exc:  # importing user code can raise anything, TagError included
         registry = TagRegistry()
         problem = f"the registry {spec} cannot be loaded: {type(exc).__name__}: {exc}"
         findings.append(Finding("error", problem))
-    print(f"registry {spec} (from {source}): {plural(len(registry), 'tag')}")
+    print(f"registry {spec} (from {source.origin}): {plural(len(registry), 'tag')}")
     scheduled = None
     mismatches: list[Finding] = []
     if args.scheduler:

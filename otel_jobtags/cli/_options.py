@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import datetime
 
-from .._loading import DEFAULT_REGISTRY, REGISTRY_ENV, SPEC_HELP, valid_spec
+from .._loading import PYPROJECT_TABLE, REGISTRY_ENV, SPEC_HELP, valid_spec
 from ..errors import ConfigError
 
 
@@ -40,7 +40,7 @@ def registry_option(parser: argparse.ArgumentParser) -> None:
         type=spec_arg,
         metavar="MODULE:ATTR",
         help=f"the tag registry (a TagRegistry, or a job id -> tag mapping); default: ${REGISTRY_ENV}, "
-        f"else {DEFAULT_REGISTRY}",
+        f"else registry under [{PYPROJECT_TABLE}] in the project's pyproject.toml",
     )
 
 

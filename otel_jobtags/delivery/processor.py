@@ -39,6 +39,7 @@ from opentelemetry.sdk.resources import Resource
 
 from .. import _diagnostics, _fork
 from ..errors import ConfigError
+from ..pipeline_logs import hint_for
 from ..spool import Spool, SpooledBatch, SpoolError
 from .internal import exporting
 from .machine import Batch, DeliveryMachine, Evict, Finish, Probe, Send, Split, Wait
@@ -77,6 +78,14 @@ before it is split; refusals of a single record before it is rejected."""
 # Batches whose records stay in memory while they wait in the spool; the
 # others are read back from disk when their turn comes.
 _IN_MEMORY_BATCHES = 4
+ADOPT_INTERVAL = 5.0
+"""Seconds between two looks, with a spool, for batches left by processes that have died since.
+
+A forking server's killed worker (gunicorn ``--preload``: SIGKILL on its
+timeout or from the OOM killer) leaves its batches in the spool, and nothing
+starts cold to adopt them: the master and the replacement worker are running
+already. So every process with a spool looks again now and then (and a
+forked child at once); the first to look takes them."""
 
 
 def _describe(exc: Exception) -> str:
@@ -218,6 +227,7 @@ class DeliveryProcessor(LogRecordProcessor):
         self._machine = DeliveryMachine(**self._settings)  # type: ignore[arg-type]
         self._adopted = 0
         self._last_take = time.monotonic()
+        self._next_adoption = self._last_take + ADOPT_INTERVAL
         self._dropped_reported = 0
         self._flush_requests = 0
         self._stopping = False
@@ -240,6 +250,7 @@ class DeliveryProcessor(LogRecordProcessor):
         stopped = self._stopping
         self.queue.reset_after_fork()
         self._reset_state()
+        self._next_adoption = 0.0  # a replacement worker takes over a dead one's batches at once
         self._forked = True
         self._resource_map = {}
         self._child_resource_attributes = {"process.pid": os.getpid()}
@@ -350,9 +361,33 @@ class DeliveryProcessor(LogRecordProcessor):
                 return True
             actions += machine.poll(now)
             self._reserve_locked()
+            adopt = self._spool is not None and not self._stopping and now >= self._next_adoption
+            if adopt:
+                self._next_adoption = now + ADOPT_INTERVAL
         self._report_drops()
         self._perform(actions)
+        if adopt:
+            self._adopt_orphans()
         return False
+
+    def _adopt_orphans(self) -> None:
+        """Take over the batches of spool owners that died since (see :data:`ADOPT_INTERVAL`)."""
+        assert self._spool is not None
+        try:
+            adopted = self._spool.adopt()
+        except OSError as exc:
+            self._throttle.warn("spool-adopt", f"could not look for batches left in the spool: {exc}")
+            return
+        if not adopted:
+            return
+        actions: list[Any] = []
+        with self._lock:
+            for spooled in adopted:
+                batch = Batch([], [], spooled.nbytes, count=spooled.count, tag=spooled)
+                self._adopted += spooled.count
+                actions += self._machine.adopt(batch)
+            self._reserve_locked()
+        self._perform(actions)
 
     def _reserve_locked(self) -> None:
         machine = self._machine
@@ -415,10 +450,12 @@ class DeliveryProcessor(LogRecordProcessor):
             self._reserve_locked()
         if result.outcome is not Outcome.SUCCESS and isinstance(action, Send):
             waiting = self.stats.queued
+            detail = result.detail or result.outcome.value
+            hint = hint_for(detail)
             self._throttle.warn(
                 "export-failed",
-                f"export failed ({result.detail or result.outcome.value}); {waiting} records waiting, "
-                "retrying (records are kept)",
+                f"export failed ({detail}); {waiting} records waiting, retrying (records are kept)"
+                + (f" -- hint: {hint}" if hint else ""),
             )
         self._perform(actions)
 

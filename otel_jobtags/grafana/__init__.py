@@ -4,30 +4,15 @@
 records; :func:`generate_dashboards`/:func:`write_dashboards` produce the
 dashboards and :func:`generate_alert_rules`/:func:`write_alert_rules` the alert
 rules that Grafana provisions (see ``docs/dashboards.md`` and ``docs/alerts.md``).
+:func:`job_status` and the functions it combines compute, in Python, what those
+rules decide for a job: late, failing, or (no rule yet) running twice at once.
 """
 
 from ._alerts import (
     ALERT_RULES_FILE,
-    FAILING,
-    LATE,
-    OVERLAPPING,
-    AlertPolicy,
-    Run,
-    RunSpan,
-    alert_policies,
-    default_failure_threshold,
-    default_failure_window,
-    default_grace,
     generate_alert_rules,
-    is_failing,
-    is_late,
-    is_overlapping,
-    job_status,
-    late_window,
-    overlapping_runs,
     render_alert_rules,
     stale_alert_rules,
-    success_gap,
     write_alert_rules,
 )
 from ._dashboards import (
@@ -50,6 +35,25 @@ from ._logql import (
 )
 from ._panels import LOKI_DATASOURCE_UID
 from ._runqueries import logql_duration
+from ._status import (
+    FAILING,
+    LATE,
+    OVERLAPPING,
+    AlertPolicy,
+    Run,
+    RunSpan,
+    alert_policies,
+    default_failure_threshold,
+    default_failure_window,
+    default_grace,
+    is_failing,
+    is_late,
+    is_overlapping,
+    job_status,
+    late_window,
+    overlapping_runs,
+    success_gap,
+)
 
 __all__ = [
     "ALERT_RULES_FILE",

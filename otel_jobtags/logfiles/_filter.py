@@ -14,7 +14,7 @@ from typing import IO, Any
 from ..errors import ConfigError, JobTagsError
 from ..tags import JobTag, TagRegistry
 from ._follow import FileTail
-from ._formats import DEFAULT_INSIDE, DEFAULT_START, LineFormat, as_line_format
+from ._formats import CONTINUATION_MARK, DEFAULT_INSIDE, DEFAULT_START, LineFormat, as_line_format
 from ._reading import open_log, read_chunks, read_chunks_backwards, rotated_files
 from ._records import LogEntry, align_time, level_number, parse_level, resolve_registry
 
@@ -236,12 +236,16 @@ class LogFilter:
         if lines[-1] == "":
             lines.pop()
         skip = (offset if raw.isascii() else len(raw[:offset].decode("utf-8", "replace"))) + len(tag.prefix)
+        continuation = [line.rstrip("\r") for line in lines[1:]]
+        if continuation and all(line.startswith(CONTINUATION_MARK) for line in continuation):
+            cut = len(CONTINUATION_MARK)  # written by JobTagFormatter: the text is what was logged
+            continuation = [line[cut:] for line in continuation]
         return LogEntry(
             time=fmt._time(header),
             level=fmt._level(header),
             tag=tag.name,
             message=lines[0][skip:].rstrip("\r"),
-            continuation=tuple(line.rstrip("\r") for line in lines[1:]) if len(lines) > 1 else (),
+            continuation=tuple(continuation),
             job_id=tag.job_id,
             source=source,
         )

@@ -9,6 +9,7 @@ from typing import Final
 from ..errors import ConfigError
 
 __all__ = [
+    "CONTINUATION_MARK",
     "DEFAULT_FORMAT",
     "DEFAULT_INSIDE",
     "DEFAULT_LINE_FORMAT",
@@ -20,6 +21,19 @@ __all__ = [
 
 DEFAULT_LINE_FORMAT: Final = "%(asctime)s %(levelname)s: %(message)s"
 """The seed's log line format, the one :func:`otel_jobtags.demo.run_demo` writes."""
+
+
+CONTINUATION_MARK: Final = "  | "
+"""What :class:`~otel_jobtags.JobTagFormatter` puts before each line after a
+record's first (a multi-line message, a traceback).
+
+A line that starts with it never starts a record, so a message cannot forge a
+record of another job by holding a newline and a header; the reader drops it
+from :attr:`LogEntry.continuation`.
+"""
+
+# A line starting with the mark is never a record's first line.
+_UNMARKED: Final = b"(?!" + re.escape(CONTINUATION_MARK.encode()) + b")"
 
 
 # --------------------------------------------------------------------------
@@ -51,8 +65,26 @@ _STRFTIME_PIECES = {
 }
 
 _FIELD_RE = re.compile(
-    r"%\((?P<key>\w+)\)(?P<flags>[-#0 +]*)(?P<width>\d*)(?:\.\d+)?(?P<conv>[diouxXeEfFgGcrsa%])"
+    r"%\((?P<key>[\w.]+)\)(?P<flags>[-#0 +]*)(?P<width>\d*)(?:\.\d+)?(?P<conv>[diouxXeEfFgGcrsa%])"
 )
+# Every field of a header has a bounded width, so that the work of matching a
+# line's header -- which the reader does at every line start -- is bounded by
+# the format, never by the line's length. A text field (a logger name, a thread
+# name) matched with an unbounded lazy `[^\n]*?` next to a level's `[^\n:]+`
+# made a long line of words cost O(n²): 4.8 s for 80 KB. Text fields can hold
+# spaces ("Thread-1 (worker)"), so where one ends is found by trying its
+# lengths: with several of them the tries multiply, hence a smaller bound each.
+# A value longer than its bound is not recognised as a header.
+_TEXT_FIELD_MAX: Final = {1: 512, 2: 256, 3: 64}
+"""The longest text field (``%(name)s``, ``%(threadName)s``, ...) by how many the format has."""
+_TEXT_FIELD_MIN: Final = 32
+"""... and with four or more."""
+_FIELD_MAX: Final = 32
+"""The longest text a date format's unknown directive stands for."""
+_LEVEL_MAX: Final = 64
+"""The longest level name a header may hold (``logging.addLevelName`` allows any)."""
+_NUMBER_MAX: Final = 32
+
 _NUMERIC_FIELDS = {"msecs", "process", "thread", "lineno", "levelno", "relativeCreated", "created"}
 
 
@@ -62,7 +94,7 @@ def _datefmt_regex(datefmt: str) -> str:
     while i < len(datefmt):
         c = datefmt[i]
         if c == "%" and i + 1 < len(datefmt):
-            out.append(_STRFTIME_PIECES.get(datefmt[i + 1], r"[^\n]+?"))
+            out.append(_STRFTIME_PIECES.get(datefmt[i + 1], rf"[^\n]{{1,{_FIELD_MAX}}}?"))
             i += 2
         else:
             out.append(re.escape(c))
@@ -104,6 +136,12 @@ class LineFormat:
         pieces: list[bytes] = []
         plain: list[bytes] = []
         seen: set[str] = set()
+        texts = sum(
+            1
+            for m in _FIELD_RE.finditer(head)
+            if m.group("key") not in ("asctime", "levelname") and m.group("key") not in _NUMERIC_FIELDS
+        )
+        text_max = _TEXT_FIELD_MAX.get(texts, _TEXT_FIELD_MIN)
         pos = 0
         for m in _FIELD_RE.finditer(head):
             literal = re.escape(head[pos : m.start()].replace("%%", "%")).encode()
@@ -114,21 +152,23 @@ class LineFormat:
             if key == "asctime":
                 body = asctime
             elif key in _NUMERIC_FIELDS:
-                body = rb"-?\d+(?:\.\d+)?"
+                body = rb"-?\d{1,%d}(?:\.\d{1,%d})?" % (_NUMBER_MAX, _NUMBER_MAX)
             elif key == "levelname":
-                body = rb"[^\n:]+"  # greedy is faster; no level name holds a colon
+                body = rb"[^\n:]{1,%d}" % _LEVEL_MAX  # greedy is faster; no level name holds a colon
             else:
-                body = rb"[^\n]*?"
+                body = rb"[^\n]{0,%d}?" % text_max
             if key in ("asctime", "levelname", "msecs") and key not in seen:
                 named = b"(?P<" + key.encode() + b">" + body + b")"
                 seen.add(key)
             else:
                 named = b"(?:" + body + b")"
             unnamed = b"(?:" + body + b")"
+            # Padding is at most `width` spaces.
+            pad = b" {0,%d}" % int(width) if width else b""
             if width and "-" in flags:
-                named, unnamed = named + b" *", unnamed + b" *"
+                named, unnamed = named + pad, unnamed + pad
             elif width:
-                named, unnamed = b" *" + named, b" *" + unnamed
+                named, unnamed = pad + named, pad + unnamed
             pieces.append(named)
             plain.append(unnamed)
         tail = re.escape(head[pos:].replace("%%", "%")).encode()
@@ -139,8 +179,10 @@ class LineFormat:
                 f"Invalid line format {fmt!r}: nothing comes before %(message)s, so a record's "
                 "first line cannot be told from a continuation line; add %(asctime)s"
             )
-        self._header: re.Pattern[bytes] = re.compile(b"".join(pieces))
-        start = b"".join(plain)
+        # A format that starts with the default asctime cannot match a marked line anyway.
+        lead = b"" if fmt.startswith("%(asctime)s") else _UNMARKED
+        self._header: re.Pattern[bytes] = re.compile(lead + b"".join(pieces))
+        start = lead + b"".join(plain)
         self._start_source: bytes | None = start
         self._start: re.Pattern[bytes] = re.compile(start)
         # From a [TAG] hit: the rest of its line and every following line that
@@ -251,7 +293,7 @@ DEFAULT_FORMAT = LineFormat()
 # start at all: inside a run of one job's records it is cheaper than the full
 # header and tells the same lines apart.
 DEFAULT_START: Final = DEFAULT_FORMAT._start_source
-DEFAULT_INSIDE: Final = rb"[^\n]{24}[^\n:]+: "
+DEFAULT_INSIDE: Final = rb"[^\n]{24}[^\n:]{1,%d}: " % _LEVEL_MAX
 
 
 def as_line_format(value: LineFormat | str | re.Pattern[str] | re.Pattern[bytes] | None) -> LineFormat:

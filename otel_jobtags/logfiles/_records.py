@@ -109,13 +109,18 @@ _LEVELS = {
 def parse_level(level: int | str | None) -> int | None:
     """A minimum level as a number: a name (any case: ``"warning"``, ``"warn"``) or a number.
 
+    The one reading of a level the package has: ``install(level=...)``, the
+    file filter, the Loki query and the CLI's ``--level`` all use it. Names
+    are the standard ones, their aliases and levels added with
+    :func:`logging.addLevelName`; numbers are written in ASCII digits.
+
     Raises:
-        ConfigError: not a level.
+        ConfigError: not a level (the message lists what is accepted).
     """
     if level is None or isinstance(level, int):
         return level
     text = level.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # "²" and "٣" are digits to str.isdigit, not to int()
         return int(text)
     value = _LEVELS.get(text.upper())
     if value is None:

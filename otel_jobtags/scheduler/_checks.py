@@ -19,6 +19,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "otel_jobtags.scheduler needs APScheduler 3.x: pip install 'otel-jobtags[scheduler]'"
     ) from exc
 
+from ..errors import ConfigError
 from ..schedule import Cron, Interval, Manual, Schedule
 from ..tags import JobTag, TagRegistry
 
@@ -222,6 +223,9 @@ def trigger_for(schedule: Schedule | JobTag, *, timezone: Any = None) -> Any:
         schedule: a schedule, or a tag whose schedule to use.
         timezone: the trigger's time zone; by default APScheduler's, the local
             one (a trigger object does not take the scheduler's).
+
+    Raises:
+        ConfigError: the cron expression uses ``L``, ``5L`` or ``5#2``.
     """
     if isinstance(schedule, JobTag):
         schedule = schedule.schedule
@@ -229,6 +233,12 @@ def trigger_for(schedule: Schedule | JobTag, *, timezone: Any = None) -> Any:
         return None
     if isinstance(schedule, Interval):
         return IntervalTrigger(seconds=schedule.seconds, timezone=timezone)
+    if not schedule.plain:
+        raise ConfigError(
+            f"Cannot follow cron expression {schedule.expression!r} with an APScheduler trigger: "
+            "L, 5L and 5#2 have no exact CronTrigger form; add the job with a trigger of your own "
+            "(CronTrigger(day='last'), day_of_week='last fri', ...)"
+        )
     minute, hour, dom, month, dow = schedule.expression.split()
     fields = schedule.fields
 

@@ -15,8 +15,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "otel_jobtags.scheduler needs APScheduler 3.x: pip install 'otel-jobtags[scheduler]'"
     ) from exc
 
+from .. import _diagnostics
 from .. import context as _context
-from ..attribution import report_internal_error as _report_internal_error
 from ..context import ActiveJob
 from ._recorder import RunSpec, new_run_id
 
@@ -113,7 +113,7 @@ class _Run:
             else:
                 recorder.failed(self.spec, self.scheduled, duration_ms, exc_info)
         except Exception as exc:  # a run record must never change the job's outcome
-            _report_internal_error("could not write a run record", exc)
+            _diagnostics.report("could not write a run record", exc)
 
     def close(self) -> None:
         _context._current.reset(self.token)

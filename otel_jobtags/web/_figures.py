@@ -92,16 +92,23 @@ class Judge:
                 self._manual[tag] = alert_policies(TagRegistry([manual]))[tag]
         return self._manual[tag]
 
-    def status(self, store: Store, policy: AlertPolicy, now: datetime) -> tuple[str, ...]:
-        """Which rules fire for the job at ``now``."""
+    def status(
+        self, store: Store, policy: AlertPolicy, now: datetime, latest_success: datetime | None
+    ) -> tuple[str, ...]:
+        """Which rules fire for the job at ``now``.
+
+        ``latest_success`` is the job's latest success record in the store; the
+        rules only see records up to ``now``, so a later one (a clock ahead of
+        ``now``) is looked up again among the records before ``now``.
+        """
         window = max(policy.failure_window, policy.overlap_window)
-        runs = store.runs(
-            policy.tag.name, since=now - window, until=now + timedelta(microseconds=1), limit=_RUNS_FOR_STATUS
-        )
-        last_success = next((run.end for run in runs if run.outcome == "success"), None)
-        if last_success is None and policy.late_window is not None:
+        until = now + timedelta(microseconds=1)  # the rules' windows end at now, inclusive
+        runs = store.runs(policy.tag.name, since=now - window, until=until, limit=_RUNS_FOR_STATUS)
+        last_success = latest_success
+        if last_success is not None and last_success > now:
+            recent = next((run.end for run in runs if run.outcome == "success"), None)
             older = store.runs(policy.tag.name, until=now - window, limit=_RUNS_FOR_STATUS)
-            last_success = next((run.end for run in older if run.outcome == "success"), None)
+            last_success = recent or next((run.end for run in older if run.outcome == "success"), None)
         return job_status(
             policy,
             now,
@@ -145,7 +152,7 @@ class Judge:
         activity: JobActivity,
     ) -> JobRow:
         policy = self.policy(name, job_id)
-        status = None if policy is None else self.status(store, policy, now)
+        status = None if policy is None else self.status(store, policy, now, activity.last_success)
         return JobRow(
             tag=name,
             job_id=job_id,

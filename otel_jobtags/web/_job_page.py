@@ -88,7 +88,8 @@ def _filters(base: str, row: JobRow, f: RecordFilter, given: Mapping[str, str]) 
         f'<option value="{s}"{" selected" if since == s else ""}>last {s}</option>' for s in SINCE_CHOICES
     )
     if since and since not in SINCE_CHOICES:
-        options += f'<option value="{esc(since)}" selected>since {esc(since)}</option>'
+        label = f"last {since}" if since[:1].isdigit() and since[-1:].isalpha() else f"since {since}"
+        options += f'<option value="{esc(since)}" selected>{esc(label)}</option>'
     return (
         f'<form class="filters" method="get" action="{esc(job_href(base, row.tag))}">'
         f'<label>Level <select name="level"><option value="">any</option>{levels}</select></label>'
@@ -123,8 +124,9 @@ def _runs_table(base: str, row: JobRow, runs: Sequence[Run], window_text: str) -
         f'<p class="muted small">Latest {RUNS_LISTED} of {len(runs)}.</p>' if len(runs) > RUNS_LISTED else ""
     )
     return (
-        '<table class="runs"><thead><tr><th>Ended</th><th>Outcome</th><th>Duration</th><th>Process</th>'
-        f"<th>Run</th><th>Record</th></tr></thead><tbody>{''.join(lines)}</tbody></table>{more}"
+        '<div class="scroll"><table class="runs"><thead><tr><th>Ended</th><th>Outcome</th><th>Duration</th>'
+        f"<th>Process</th><th>Run</th><th>Record</th></tr></thead><tbody>{''.join(lines)}</tbody></table></div>"
+        f"{more}"
     )
 
 
@@ -211,8 +213,9 @@ def job_page(
         f'<section><h2>Runs</h2><div class="legend">{legend}</div>{runs_timeline(runs, f.since, until)}'
         f"{_runs_table(base, row, runs, window_text)}</section>"
         f"<section><h2>Latest lines {follow}</h2>"
+        '<div class="scroll">'
         f'<table class="lines" id="lines" data-api="{esc(base)}/api/v1/records?{esc(api_query)}" '
         f'data-job="{esc(row.tag)}" data-base="{esc(base)}" data-after="{lines.latest_id}">'
-        f"<tbody>{rows}</tbody></table>{empty}{older}</section>"
+        f"<tbody>{rows}</tbody></table></div>{empty}{older}</section>"
     )
     return page(base, f"[{row.tag}] job", body, scripts=["follow.js"], now=now)

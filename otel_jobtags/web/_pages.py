@@ -147,7 +147,8 @@ def overview_page(base: str, rows: Sequence[JobRow], now: datetime, window: time
         f'<div class="bar"><h1>Jobs <span class="muted">{len(rows)}</span></h1>'
         f'<div class="summary">{summary}</div>'
         f'<nav class="windows">Window: {links}</nav></div>'
-        f'<table class="jobs"><thead>{head}</thead><tbody>{body_rows}</tbody></table>'
+        f'<div class="scroll"><table class="jobs"><thead>{head}</thead><tbody>{body_rows}</tbody>'
+        "</table></div>"
         f'<p class="muted small">Runs, failures, p95 and records over the last {esc(span_text(window))} '
         f"(until {esc(time_text(now, window, seconds=True))}); {stored:,} records stored. Status as the "
         "generated Grafana alert rules decide it.</p>",

@@ -93,6 +93,11 @@ def levels_chart(
                 f'width="{_num(max(step - 1, 1))}" height="{_num(h)}"><title>'
                 f"{esc(time_text(start, slice_, seconds=True))}: {value} {level}</title></rect>"
             )
+    if not top:
+        parts.append(
+            f'<text class="empty" x="{_num(_LEFT + plot / 2)}" y="{base // 2}" text-anchor="middle">'
+            "No records in this range</text>"
+        )
     parts.append(f'<line class="axis" x1="{_LEFT}" y1="{base}" x2="{WIDTH - _RIGHT}" y2="{base}"/>')
     return (
         f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" role="img" '

@@ -131,11 +131,11 @@ def test_a_registry_that_is_not_module_colon_attribute_is_a_usage_error(
             "'MISSING'\n",
         ),
         (
-            ["table", "--check"],
+            ["table", "--registry", "myjobs:JOBS", "--check"],
             "otel-jobtags: error: --check needs --update FILE: the file whose table is checked\n",
         ),
         (
-            ["table", "--update", "missing.md"],
+            ["table", "--registry", "myjobs:JOBS", "--update", "missing.md"],
             "otel-jobtags: error: missing.md does not exist: create it with the lines "
             "'<!-- jobs-table:start -->' and '<!-- jobs-table:end -->' where the job table goes\n",
         ),

@@ -162,9 +162,18 @@ def test_service_name_falls_back_to_the_environment(
     assert installation.resource.attributes["service.name"] == "worker"
 
 
+@pytest.mark.parametrize(("level", "expected"), [("warn", 30), ("25", 25), (" error ", 40)])
+def test_install_reads_a_level_as_the_log_readers_do(
+    registry: TagRegistry, level: str, expected: int
+) -> None:
+    otel_jobtags.install(registry, exporter=InMemoryLogRecordExporter(), level=level)
+    assert logging.getLogger().level == expected
+    otel_jobtags.uninstall()
+
+
 def test_invalid_level_is_a_config_error(registry: TagRegistry) -> None:
     with pytest.raises(
-        ConfigError, match=r"^Invalid level='LOUD': use DEBUG, INFO, WARNING, ERROR or CRITICAL$"
+        ConfigError, match=r"^Invalid level 'LOUD': use DEBUG, INFO, WARNING, ERROR, CRITICAL or a number$"
     ):
         otel_jobtags.install(registry, exporter=InMemoryLogRecordExporter(), level="LOUD")
     assert not any(isinstance(h, JobTagHandler) for h in logging.getLogger().handlers)

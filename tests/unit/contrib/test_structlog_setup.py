@@ -80,6 +80,10 @@ def test_the_stdlib_integration_keeps_its_json_file_and_exports_the_job(
 
     assert file_lines(tmp_path / "app.log") == [
         {
+            "event": "exporting logs with InMemoryLogRecordExporter; 3 jobs (AUTO_REBAL, PRICE_CACHE, DAILY_SUMMARY)",
+            "level": "info",
+        },
+        {
             "event": "orders placed",
             "orders": 3,
             "level": "info",

@@ -774,3 +774,18 @@ def test_logql_duration_is_whole_seconds_rounded_up() -> None:
     ] == ["1s", "1m1s", "26h24m", "2s"]
     with pytest.raises(ConfigError, match=r"^Invalid duration 0:00:00: it must be longer than 0 s$"):
         logql_duration(timedelta(0))
+
+
+def test_a_leap_day_job_gets_rules_that_wait_four_years() -> None:
+    jobs = TagRegistry()
+    jobs.define("LEAP_REPORT", "leap_report", "report on the leap day", "0 0 29 2 *")
+    policy = alert_policies(jobs)["LEAP_REPORT"]
+    four_years = timedelta(days=1461)
+    assert (policy.grace, policy.failure_threshold, policy.failure_window) == (
+        timedelta(days=146, seconds=8640),
+        1,
+        four_years + timedelta(days=146, seconds=8640),
+    )
+    assert policy.late_window == four_years + timedelta(days=146, seconds=8640)
+    rules = generate_alert_rules(jobs)["groups"][0]["rules"]
+    assert [rule["title"] for rule in rules] == ["LEAP_REPORT late", "LEAP_REPORT failing"]

@@ -642,6 +642,13 @@ def test_parse_level_reads_names_and_numbers(text: str | int | None, expected: i
     assert parse_level(text) == expected
 
 
+@pytest.mark.parametrize("text", ["²", "٣", "-1", "1.5", "", "loud", "WARNING!"])
+def test_parse_level_refuses_anything_else_with_the_library_error(text: str) -> None:
+    message = f"Invalid level {text!r}: use DEBUG, INFO, WARNING, ERROR, CRITICAL or a number"
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+        parse_level(text)
+
+
 # -- following ---------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from otel_jobtags import Cron, Interval, Manual, TagError, parse_schedule
+from otel_jobtags import Cron, Interval, Manual, TagError, TagRegistry, parse_schedule
 
 
 @pytest.mark.parametrize(
@@ -46,10 +46,24 @@ def test_schedule_text_parses_and_renders_back(text: str, schedule: object, rend
         ("hourly at minute 60", "Invalid schedule 'hourly at minute 60': the minute must be 0-59"),
         (
             "cron: 61 * * * *",
-            "Invalid cron expression '61 * * * *': '61' is outside 0-59 in the minute field",
+            "Invalid cron expression '61 * * * *': '61' is not a valid minute (0-59, '*', ranges a-b, "
+            "lists a,b, steps */n); e.g. '17 * * * *', '0 9 * * mon-fri' or '@daily'",
         ),
         ("cron: * * * *", "Invalid schedule 'cron: * * * *': write"),
-        ("cron: x * * * *", "Invalid cron expression 'x * * * *': bad value 'x' in the minute field"),
+        (
+            "cron: x * * * *",
+            "Invalid cron expression 'x * * * *': 'x' is not a valid minute (0-59, '*', ranges a-b, "
+            "lists a,b, steps */n); e.g. '17 * * * *', '0 9 * * mon-fri' or '@daily'",
+        ),
+        (
+            "cron: 0 0 * * 8",
+            "Invalid cron expression '0 0 * * 8': '8' is not a valid day of week (0-7 (0 and 7 are "
+            "Sunday) or sun-sat, 5L, 5#2, '*', ranges a-b, lists a,b, steps */n); e.g.",
+        ),
+        (
+            "@reboot",
+            "Invalid cron expression '@reboot': it needs 5 fields (minute hour day month day-of-week)",
+        ),
     ],
 )
 def test_invalid_schedules_fail_with_the_fix(text: str, message: str) -> None:
@@ -101,3 +115,43 @@ def test_cron_with_both_day_fields_matches_either_as_cron_does() -> None:
 )
 def test_seven_is_sunday_in_day_of_week_ranges_too(expression: str, days: set[int]) -> None:
     assert Cron(expression).fields[4] == frozenset(days)
+
+
+def test_a_cron_that_never_fires_is_refused_when_it_is_defined() -> None:
+    with pytest.raises(
+        TagError,
+        match=r"^Invalid cron expression '0 0 31 2 \*': it never fires \(no month it names has day 31\); "
+        r"e\.g\. '17 \* \* \* \*', '0 9 \* \* mon-fri' or '@daily'$",
+    ):
+        parse_schedule("0 0 31 2 *")
+    registry = TagRegistry()
+    with pytest.raises(TagError, match=r"^Invalid cron expression '0 0 30 2 \*': it never fires"):
+        registry.define("FEB_30", "feb_30", "never", "cron: 0 0 30 2 *")
+
+
+def test_a_leap_day_job_has_a_period_of_four_years() -> None:
+    leap_day = parse_schedule("0 0 29 2 *")
+    assert leap_day.period == timedelta(days=4 * 365 + 1)
+    assert leap_day.next_after(datetime(2026, 11, 30)) == datetime(2028, 2, 29)
+
+
+@pytest.mark.parametrize(
+    ("text", "expression", "rendered", "period"),
+    [
+        ("cron: 0 9 * * mon-fri", "0 9 * * 1-5", "cron: 0 9 * * mon-fri", timedelta(days=3)),
+        ("0 6 1 jan *", "0 6 1 1 *", "cron: 0 6 1 jan *", timedelta(days=366)),
+        ("@daily", "0 0 * * *", "daily 00:00", timedelta(days=1)),
+        ("@hourly", "0 * * * *", "hourly at minute 0", timedelta(hours=1)),
+        ("cron: 0 0 L * *", "0 0 L * *", "cron: 0 0 l * *", timedelta(days=31)),
+        ("cron: 0 9 * * 5#2", "0 9 * * 5#2", "cron: 0 9 * * 5#2", timedelta(days=35)),
+    ],
+)
+def test_names_aliases_and_last_days_are_accepted_as_cron_reads_them(
+    text: str, expression: str, rendered: str, period: timedelta
+) -> None:
+    parsed = parse_schedule(text)
+    assert isinstance(parsed, Cron)
+    moment = datetime(2026, 11, 30, 12)
+    assert parsed.next_after(moment) == Cron(expression).next_after(moment)
+    assert str(parsed) == rendered
+    assert parsed.period == period

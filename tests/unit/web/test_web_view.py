@@ -13,7 +13,7 @@ from support.jobsview import EXPECTED, NOW, call, cells, scenario
 
 from otel_jobtags import ConfigError, TagRegistry
 from otel_jobtags.grafana import alert_policies, is_late
-from otel_jobtags.store import Store
+from otel_jobtags.store import NewRecord, Store
 from otel_jobtags.web import CSP, create_app
 
 TOKEN = "s3cret-token-for-tests"
@@ -418,3 +418,28 @@ def test_create_app_refuses_bad_settings(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         create_app(store, registry, **kwargs)
+
+
+def test_the_status_counts_only_records_up_to_now_as_the_rules_do(tmp_path: Path) -> None:
+    # An hourly job succeeded at 09:00 and, after a gap, at 12:00. Viewed at 11:00 it is late:
+    # the rules see nothing after 11:00, however new the store's latest success is.
+    jobs = TagRegistry()
+    jobs.define("HOURLY", "hourly", "", "every 1 h")
+    nine = datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)
+    with Store.open(tmp_path / "jobs.db") as store:
+        store.append(
+            [
+                NewRecord(
+                    int(at.timestamp() * 1e9),
+                    9,
+                    "INFO",
+                    "run finished in 5.0 ms",
+                    {"job.tag": "HOURLY", "job.outcome": "success", "job.duration_ms": 5.0},
+                )
+                for at in (nine, nine + timedelta(hours=3))
+            ]
+        )
+        for hour, alerts in ((10, []), (11, ["late"]), (12, [])):
+            now = nine.replace(hour=hour)
+            [job] = call(create_app(store, jobs, clock=lambda now=now: now), "/api/v1/jobs").json()["jobs"]  # type: ignore[misc]
+            assert job["alerts"] == alerts, hour
