@@ -197,7 +197,7 @@ class JobTagHandler(LoggingHandler):
         stderr: where internal records go; ``None`` means a stream handler on stderr.
         throttle_interval: seconds between two stderr lines with the same message.
         queue: hand records over to this queue of a
-            :class:`~otel_jobtags.DeliveryProcessor` (``install`` does): the log
+            :class:`~otel_jobtags.delivery.DeliveryProcessor` (``install`` does): the log
             call then only attributes the record and formats its message and
             traceback; the OpenTelemetry record is built on the export thread.
     """
