@@ -489,11 +489,9 @@ class DeliveryProcessor(LogRecordProcessor):
             why = "the receiver refused a record while accepting empty requests"
         else:
             why = f"the receiver refused a record {batch.refusals} times while accepting empty requests"
-        self._throttle.warn(
-            "refused",
-            f"{why}; rejected it: {scope.name if scope is not None else '-'} {severity}: "
-            f"{str(log_record.body)[:80]!r}{kept}",
-        )
+        what = f"{scope.name if scope is not None else '-'} {severity}: {str(log_record.body)[:80]!r}"
+        # One line per different record (a flood of the same one is throttled).
+        self._throttle.warn(f"refused:{what}", f"{why}; rejected it: {what}{kept}")
 
     def _split(self, action: Split) -> None:
         spool = self._spool
