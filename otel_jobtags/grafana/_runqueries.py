@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from ..errors import ConfigError
 from ..handler import ATTR_JOB_TAG
-from ..scheduler import ATTR_JOB_DURATION_MS, ATTR_JOB_OUTCOME, ATTR_JOB_RUNS
+from ..scheduler import ATTR_JOB_DURATION_MS, ATTR_JOB_OUTCOME, ATTR_JOB_RUNS, Outcome
 
 __all__ = [
     "DURATION_MS",
@@ -46,7 +46,10 @@ LEVEL = "detected_level"  # derived by Loki from the severity
 RUN_TIME_MS = "run_time_ms"  # made by the queries themselves, see last_run_ms
 RUN_COUNT = "run_count"  # made by the queries themselves, see count_runs
 
-SUCCESS, ERROR, MISSED, SKIPPED = "success", "error", "missed", "skipped"
+SUCCESS = Outcome.SUCCESS.value
+ERROR = Outcome.ERROR.value
+MISSED = Outcome.MISSED.value
+SKIPPED = Outcome.SKIPPED.value
 FINISHED = (SUCCESS, ERROR)
 """Outcomes of runs that actually ran, and so have a duration."""
 ERROR_LEVELS = ("error", "critical", "fatal")

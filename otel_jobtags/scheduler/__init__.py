@@ -24,6 +24,7 @@ from ._runs import (
     ATTR_JOB_SCHEDULED_TIME,
     FREQUENT_PERIOD,
     RUNS_LOGGER,
+    Outcome,
     RunRecordPolicy,
     default_run_record_policy,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "ATTR_JOB_SCHEDULED_TIME",
     "FREQUENT_PERIOD",
     "RUNS_LOGGER",
+    "Outcome",
     "PeriodicSummary",
     "RunRecordPolicy",
     "ScheduleMismatch",

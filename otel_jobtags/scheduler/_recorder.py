@@ -19,6 +19,7 @@ from ._runs import (
     ATTR_JOB_OUTCOME,
     ATTR_JOB_SCHEDULED_TIME,
     RUNS_LOGGER,
+    Outcome,
     RunRecordPolicy,
 )
 from ._summary import PeriodicSummary, SummarySnapshot, duration_text
@@ -57,8 +58,8 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
-def _attributes(outcome: str, scheduled: datetime | None, **more: Any) -> dict[str, Any]:
-    attributes: dict[str, Any] = {ATTR_JOB_OUTCOME: outcome}
+def _attributes(outcome: Outcome, scheduled: datetime | None, **more: Any) -> dict[str, Any]:
+    attributes: dict[str, Any] = {ATTR_JOB_OUTCOME: outcome.value}
     if scheduled is not None:
         attributes[ATTR_JOB_SCHEDULED_TIME] = scheduled.isoformat()
     attributes.update({f"job.{name}": value for name, value in more.items()})
@@ -91,7 +92,7 @@ class Recorder:
             _runs_log.info(
                 "run finished in %.1f ms",
                 duration_ms,
-                extra=_attributes("success", scheduled, duration_ms=duration_ms),
+                extra=_attributes(Outcome.SUCCESS, scheduled, duration_ms=duration_ms),
             )
             return
         job_id = spec.tag.job_id
@@ -112,7 +113,7 @@ class Recorder:
                 "run finished in %.1f ms; further successful runs are summarised every %s",
                 duration_ms,
                 duration_text(policy.every.total_seconds()),
-                extra=_attributes("success", scheduled, duration_ms=duration_ms),
+                extra=_attributes(Outcome.SUCCESS, scheduled, duration_ms=duration_ms),
             )
         elif snapshot is not None:
             self._log_summary(snapshot, scheduled)
@@ -127,7 +128,7 @@ class Recorder:
             "run" if runs == 1 else "runs",
             duration_text(snapshot.elapsed),
             mean,
-            extra=_attributes("success", scheduled, duration_ms=mean, runs=runs),
+            extra=_attributes(Outcome.SUCCESS, scheduled, duration_ms=mean, runs=runs),
         )
 
     def failed(
@@ -145,7 +146,7 @@ class Recorder:
                 "run cancelled after %.1f ms: %s",
                 duration_ms,
                 error,
-                extra=_attributes("cancelled", scheduled, duration_ms=duration_ms),
+                extra=_attributes(Outcome.CANCELLED, scheduled, duration_ms=duration_ms),
             )
             return
         _runs_log.error(
@@ -153,7 +154,7 @@ class Recorder:
             duration_ms,
             error,
             exc_info=exc_info,
-            extra=_attributes("error", scheduled, duration_ms=duration_ms),
+            extra=_attributes(Outcome.ERROR, scheduled, duration_ms=duration_ms),
         )
 
     @staticmethod
@@ -162,7 +163,7 @@ class Recorder:
             _runs_log.warning(
                 "run missed: it was due at %s and could not start within its misfire grace time",
                 _iso(scheduled),
-                extra=_attributes("missed", scheduled),
+                extra=_attributes(Outcome.MISSED, scheduled),
             )
 
     @staticmethod
@@ -171,7 +172,7 @@ class Recorder:
             _runs_log.warning(
                 "run skipped: it was due at %s while earlier runs were still going (max_instances reached)",
                 _iso(scheduled),
-                extra=_attributes("skipped", scheduled),
+                extra=_attributes(Outcome.SKIPPED, scheduled),
             )
 
     def flush(self) -> None:

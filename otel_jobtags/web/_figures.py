@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from ..errors import JobTagsError
 from ..grafana import AlertPolicy, RunSpan, alert_policies, job_status
+from ..scheduler import Outcome
 from ..store import LEVELS, JobActivity, Run, Store
 from ..tags import JobTag, TagRegistry
 
@@ -106,9 +107,9 @@ class Judge:
         runs = store.runs(policy.tag.name, since=now - window, until=until, limit=_RUNS_FOR_STATUS)
         last_success = latest_success
         if last_success is not None and last_success > now:
-            recent = next((run.end for run in runs if run.outcome == "success"), None)
+            recent = next((run.end for run in runs if run.outcome == Outcome.SUCCESS), None)
             older = store.runs(policy.tag.name, until=now - window, limit=_RUNS_FOR_STATUS)
-            last_success = recent or next((run.end for run in older if run.outcome == "success"), None)
+            last_success = recent or next((run.end for run in older if run.outcome == Outcome.SUCCESS), None)
         return job_status(
             policy,
             now,

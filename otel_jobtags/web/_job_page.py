@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from ..grafana import FAILING, LATE, OVERLAPPING, overlapping_runs
+from ..scheduler import Outcome
 from ..store import LEVELS, RecordPage, Run, StoredRecord
 from ._figures import JobRow, run_spans
 from ._pages import badges, job_href, level_counts, page
@@ -202,7 +203,7 @@ def job_page(
     )
     rows = "".join(record_row(base, row.tag, r) for r in lines.records)
     empty = "" if lines.records else '<p class="muted empty">No line matches these filters.</p>'
-    legend = "".join(_key(f"run-{o}", o) for o in ("success", "error", "cancelled", "missed", "skipped"))
+    legend = "".join(_key(f"run-{o}", o) for o in (outcome.value for outcome in Outcome))
     level_keys = "".join(_key(f"lvl-{lv}", lv.lower()) for lv in reversed(LEVELS))
     body = (
         f"{heading}{_stats(row, now, span_text(span))}{_filters(base, row, f, given)}"

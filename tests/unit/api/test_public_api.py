@@ -53,6 +53,7 @@ def test_the_top_level_holds_what_application_code_uses() -> None:
                 "ATTR_JOB_SCHEDULED_TIME",
                 "FREQUENT_PERIOD",
                 "RUNS_LOGGER",
+                "Outcome",
                 "PeriodicSummary",
                 "RunRecordPolicy",
                 "ScheduleMismatch",
