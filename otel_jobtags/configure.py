@@ -14,7 +14,8 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ __all__ = [
     "Installation",
     "Settings",
     "current_installation",
+    "default_exporter",
     "install",
     "resolve_delivery_settings",
     "resolve_settings",
@@ -454,6 +456,23 @@ class _DiscardExporter(LogRecordExporter):
         return None
 
 
+_exporter_overrides: list[Callable[[], LogRecordExporter]] = []
+
+
+@contextmanager
+def default_exporter(factory: Callable[[], LogRecordExporter]) -> Iterator[None]:
+    """Within the block, ``install()`` calls without an ``exporter`` export with ``factory()``.
+
+    For test suites whose application calls ``install()`` itself; see
+    :func:`otel_jobtags.testing.capture_exports`. Blocks nest; the innermost wins.
+    """
+    _exporter_overrides.append(factory)
+    try:
+        yield
+    finally:
+        _exporter_overrides.remove(factory)
+
+
 def _logs_exporter(environ: Mapping[str, str] | None = None) -> str:
     env = os.environ if environ is None else environ
     value = (_env(LOGS_EXPORTER_VARIABLE, env) or "otlp").lower()
@@ -579,6 +598,8 @@ def install(
         ConfigError: a setting is invalid.
     """
     settings = None
+    if exporter is None and _exporter_overrides:
+        exporter = _exporter_overrides[-1]()
     exporter_name = _logs_exporter() if exporter is None else None
     if exporter_name == "none":
         exporter = _DiscardExporter()

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .errors import JobTagsError
-from .handler import ATTR_JOB_TAG, JobTagFilter
+from .handler import ATTR_JOB_TAG, JobTagFilter, JobTagFormatter
 from .scheduler import FREQUENT_PERIOD, PeriodicSummary
 from .tags import JobTag, TagRegistry, format_background_log
 
@@ -263,7 +263,7 @@ def run_demo(
     previous_demo_level = demo_logger.level
     demo_logger.setLevel(logging.DEBUG)  # the jobs' detail lines, not every library's
     file_handler = logging.FileHandler(log_file, encoding="utf-8")
-    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s: %(message)s"))
+    file_handler.setFormatter(JobTagFormatter("%(asctime)s %(levelname)s: %(message)s"))
     file_handler.addFilter(JobTagFilter(JOBS))
     summary = _SummaryHandler(JOBS)
     root.addHandler(file_handler)

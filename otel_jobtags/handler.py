@@ -43,6 +43,7 @@ from .delivery.internal import state as _exporting
 from .delivery.queue import RecordQueue
 from .delivery.records import RECORD_OVERHEAD, attributes_size, text_size
 from .errors import ConfigError
+from .logfiles import CONTINUATION_MARK
 from .pipeline_logs import PIPELINE_LOGGERS
 from .tags import TagRegistry
 
@@ -100,6 +101,9 @@ def is_internal_record(record: logging.LogRecord) -> bool:
     return _is_internal_name(record.name) if internal is None else internal
 
 
+_NEXT_LINE = "\n" + CONTINUATION_MARK
+
+
 class JobTagFormatter(logging.Formatter):
     """A text formatter that can show the job fields of every record.
 
@@ -111,6 +115,19 @@ class JobTagFormatter(logging.Formatter):
     The dotted names only work with the %-style: ``{job.tag}`` would read an
     attribute ``tag`` of a field ``job``, so other styles naming them raise
     :class:`~otel_jobtags.ConfigError`.
+
+    Every line after a record's first -- a multi-line message, a traceback --
+    starts with :data:`~otel_jobtags.logfiles.CONTINUATION_MARK` (``"  | "``),
+    so that no message can pass a line of its own off as another record: the
+    log readers (:func:`~otel_jobtags.read_job_logs`, ``otel-jobtags logs``)
+    never start a record at a marked line, and give the continuation lines
+    back without the mark. The first line is left as it is (``grep '[TAG]'``
+    finds it as before)::
+
+        2025-10-23 14:30:47,345 ERROR: [AUTO_REBAL] failed
+          | Traceback (most recent call last):
+          |   File "/srv/app/jobs.py", line 94, in job
+          | app.UpstreamError: 503
     """
 
     def __init__(
@@ -138,6 +155,13 @@ class JobTagFormatter(logging.Formatter):
                 raise ValueError(f"Invalid format {fmt!r} for '%' style") from None
             validate = False
         super().__init__(fmt, datefmt, style, validate, defaults=merged)
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as text, every line after the first starting with the continuation mark."""
+        text = super().format(record)
+        if "\n" in text:
+            text = text.replace("\n", _NEXT_LINE)
+        return text
 
 
 class JobTagHandler(LoggingHandler):

@@ -47,6 +47,7 @@ from otel_jobtags import (
     Installation,
     JobTag,
     JobTagFilter,
+    JobTagFormatter,
     JobTagsError,
     LogEntry,
     LokiClient,
@@ -122,7 +123,9 @@ class JobLogging:
         self.root.setLevel(logging.INFO)
         log.setLevel(logging.DEBUG)
         self.file_handler = logging.FileHandler(self.log_file, encoding="utf-8")
-        self.file_handler.setFormatter(logging.Formatter(DEFAULT_LINE_FORMAT))
+        # JobTagFormatter marks a record's continuation lines, so that a message
+        # holding a newline and a header cannot show up as another job's record.
+        self.file_handler.setFormatter(JobTagFormatter(DEFAULT_LINE_FORMAT))
         self.file_handler.addFilter(JobTagFilter(JOBS))
         self.root.addHandler(self.file_handler)
         self.installation: Installation | None = None

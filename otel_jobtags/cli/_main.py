@@ -20,6 +20,7 @@ from ._demo import add_demo_command
 from ._generated import add_generated_artefact_commands
 from ._logs import add_logs_command
 from ._query import add_query_command
+from ._serve import add_serve_command
 
 __all__ = ["main"]
 
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_logs_command(commands)
     add_query_command(commands)
     add_check_command(commands)
+    add_serve_command(commands)
     add_generated_artefact_commands(commands)
     return parser
 

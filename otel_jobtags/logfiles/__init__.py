@@ -31,12 +31,13 @@ functions).
 """
 
 from ._filter import LogFilter
-from ._formats import DEFAULT_LINE_FORMAT, LineFormat
+from ._formats import CONTINUATION_MARK, DEFAULT_LINE_FORMAT, LineFormat
 from ._jobs import follow_job_logs, read_job_logs
 from ._reading import rotated_files
 from ._records import LogEntry, parse_level, parse_time
 
 __all__ = [
+    "CONTINUATION_MARK",
     "DEFAULT_LINE_FORMAT",
     "LineFormat",
     "LogEntry",

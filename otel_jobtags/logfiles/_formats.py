@@ -9,6 +9,7 @@ from typing import Final
 from ..errors import ConfigError
 
 __all__ = [
+    "CONTINUATION_MARK",
     "DEFAULT_FORMAT",
     "DEFAULT_INSIDE",
     "DEFAULT_LINE_FORMAT",
@@ -20,6 +21,22 @@ __all__ = [
 
 DEFAULT_LINE_FORMAT: Final = "%(asctime)s %(levelname)s: %(message)s"
 """The seed's log line format, the one :func:`otel_jobtags.demo.run_demo` writes."""
+
+
+CONTINUATION_MARK: Final = "  | "
+"""What :class:`~otel_jobtags.JobTagFormatter` puts before each line after a
+record's first (a multi-line message, a traceback).
+
+A line that starts with it never starts a record, so a message cannot forge a
+record of another job by holding a newline and a header; the reader drops it
+from :attr:`LogEntry.continuation`.
+"""
+
+# Date directives that write digits first.
+_DIGIT_DIRECTIVES: Final = ("%Y", "%m", "%d", "%H", "%y", "%j", "%I", "%M", "%S")
+
+# A line starting with the mark is never a record's first line.
+_UNMARKED: Final = b"(?!" + re.escape(CONTINUATION_MARK.encode()) + b")"
 
 
 # --------------------------------------------------------------------------
@@ -51,8 +68,26 @@ _STRFTIME_PIECES = {
 }
 
 _FIELD_RE = re.compile(
-    r"%\((?P<key>\w+)\)(?P<flags>[-#0 +]*)(?P<width>\d*)(?:\.\d+)?(?P<conv>[diouxXeEfFgGcrsa%])"
+    r"%\((?P<key>[\w.]+)\)(?P<flags>[-#0 +]*)(?P<width>\d*)(?:\.\d+)?(?P<conv>[diouxXeEfFgGcrsa%])"
 )
+# Every field of a header has a bounded width, so that the work of matching a
+# line's header -- which the reader does at every line start -- is bounded by
+# the format, never by the line's length. A text field (a logger name, a thread
+# name) matched with an unbounded lazy `[^\n]*?` next to a level's `[^\n:]+`
+# made a long line of words cost O(n²): 4.8 s for 80 KB. Text fields can hold
+# spaces ("Thread-1 (worker)"), so where one ends is found by trying its
+# lengths: with several of them the tries multiply, hence a smaller bound each.
+# A value longer than its bound is not recognised as a header.
+_TEXT_FIELD_MAX: Final = {1: 512, 2: 256, 3: 64}
+"""The longest text field (``%(name)s``, ``%(threadName)s``, ...) by how many the format has."""
+_TEXT_FIELD_MIN: Final = 32
+"""... and with four or more."""
+_FIELD_MAX: Final = 32
+"""The longest text a date format's unknown directive stands for."""
+_LEVEL_MAX: Final = 64
+"""The longest level name a header may hold (``logging.addLevelName`` allows any)."""
+_NUMBER_MAX: Final = 32
+
 _NUMERIC_FIELDS = {"msecs", "process", "thread", "lineno", "levelno", "relativeCreated", "created"}
 
 
@@ -62,7 +97,7 @@ def _datefmt_regex(datefmt: str) -> str:
     while i < len(datefmt):
         c = datefmt[i]
         if c == "%" and i + 1 < len(datefmt):
-            out.append(_STRFTIME_PIECES.get(datefmt[i + 1], r"[^\n]+?"))
+            out.append(_STRFTIME_PIECES.get(datefmt[i + 1], rf"[^\n]{{1,{_FIELD_MAX}}}?"))
             i += 2
         else:
             out.append(re.escape(c))
@@ -104,6 +139,12 @@ class LineFormat:
         pieces: list[bytes] = []
         plain: list[bytes] = []
         seen: set[str] = set()
+        texts = sum(
+            1
+            for m in _FIELD_RE.finditer(head)
+            if m.group("key") not in ("asctime", "levelname") and m.group("key") not in _NUMERIC_FIELDS
+        )
+        text_max = _TEXT_FIELD_MAX.get(texts, _TEXT_FIELD_MIN)
         pos = 0
         for m in _FIELD_RE.finditer(head):
             literal = re.escape(head[pos : m.start()].replace("%%", "%")).encode()
@@ -114,21 +155,23 @@ class LineFormat:
             if key == "asctime":
                 body = asctime
             elif key in _NUMERIC_FIELDS:
-                body = rb"-?\d+(?:\.\d+)?"
+                body = rb"-?\d{1,%d}(?:\.\d{1,%d})?" % (_NUMBER_MAX, _NUMBER_MAX)
             elif key == "levelname":
-                body = rb"[^\n:]+"  # greedy is faster; no level name holds a colon
+                body = rb"[^\n:]{1,%d}" % _LEVEL_MAX  # greedy is faster; no level name holds a colon
             else:
-                body = rb"[^\n]*?"
+                body = rb"[^\n]{0,%d}?" % text_max
             if key in ("asctime", "levelname", "msecs") and key not in seen:
                 named = b"(?P<" + key.encode() + b">" + body + b")"
                 seen.add(key)
             else:
                 named = b"(?:" + body + b")"
             unnamed = b"(?:" + body + b")"
+            # Padding is at most `width` spaces.
+            pad = b" {0,%d}" % int(width) if width else b""
             if width and "-" in flags:
-                named, unnamed = named + b" *", unnamed + b" *"
+                named, unnamed = named + pad, unnamed + pad
             elif width:
-                named, unnamed = b" *" + named, b" *" + unnamed
+                named, unnamed = pad + named, pad + unnamed
             pieces.append(named)
             plain.append(unnamed)
         tail = re.escape(head[pos:].replace("%%", "%")).encode()
@@ -139,18 +182,20 @@ class LineFormat:
                 f"Invalid line format {fmt!r}: nothing comes before %(message)s, so a record's "
                 "first line cannot be told from a continuation line; add %(asctime)s"
             )
-        self._header: re.Pattern[bytes] = re.compile(b"".join(pieces))
-        start = b"".join(plain)
-        self._start_source: bytes | None = start
-        self._start: re.Pattern[bytes] = re.compile(start)
-        # From a [TAG] hit: the rest of its line and every following line that
-        # does not start a record, in one regex call.
-        self._rest: re.Pattern[bytes] | None = re.compile(rb"[^\n]*\n?(?:(?!" + start + rb")[^\n]*\n)*")
-        self._line: re.Pattern[bytes] | None = None  # the pattern of a regex format
-        self._fast_time = "asctime" in seen and datefmt is None
+        # A line that starts with digits cannot be a marked one: no need to look.
+        digits_first = fmt.startswith("%(asctime)s") and (datefmt is None or datefmt[:2] in _DIGIT_DIRECTIVES)
+        lead = b"" if digits_first else _UNMARKED
+        self.header: re.Pattern[bytes] = re.compile(lead + b"".join(pieces))
+        """Matches a record's first line from its start up to where the message begins
+        (with a regex format: the whole line, the ``message`` group included)."""
+        self.start: re.Pattern[bytes] = re.compile(lead + b"".join(plain))
+        """Matches at the start of a line that starts a record (no groups)."""
         self.has_time = "asctime" in seen
         self.has_level = "levelname" in seen
         self._has_msecs = "msecs" in seen
+        self.sortable_time = self.has_time and datefmt is None and not self._has_msecs and tz is None
+        """The header's time is the default asctime and nothing else: its bytes sort as the times do."""
+        self._fast_time = self.has_time and datefmt is None
 
     @classmethod
     def from_regex(
@@ -184,24 +229,26 @@ class LineFormat:
         self.fmt = None
         self.datefmt = datefmt
         self.tz = tz
-        self._header = compiled
-        self._rest = None
-        self._start_source = None
-        self._start = compiled
-        self._line = compiled
+        self.header = compiled
+        self.start = compiled
         names = compiled.groupindex
-        self._fast_time = False
         self.has_time = "time" in names or "asctime" in names
         self.has_level = "level" in names or "levelname" in names
         self._has_msecs = "msecs" in names
+        self.sortable_time = False
+        self._fast_time = False
         return self
 
     fmt: str | None
     """The logging format string, or ``None`` for a regex format."""
+    has_time: bool
+    """Records carry their time (``%(asctime)s``, or a ``time`` group)."""
+    has_level: bool
+    """Records carry their level (``%(levelname)s``, or a ``level`` group)."""
 
     def __repr__(self) -> str:
         if self.fmt is None:
-            return f"LineFormat.from_regex({self._start.pattern!r})"
+            return f"LineFormat.from_regex({self.start.pattern!r})"
         return f"LineFormat({self.fmt!r}, datefmt={self.datefmt!r})"
 
     def _group(self, m: re.Match[bytes], *names: str) -> bytes | None:
@@ -212,7 +259,8 @@ class LineFormat:
                 return value if isinstance(value, bytes) else None
         return None
 
-    def _time(self, m: re.Match[bytes]) -> datetime:
+    def time_of(self, m: re.Match[bytes]) -> datetime:
+        """The time in a :attr:`header` match (``datetime.min`` when it holds none or no date)."""
         raw = self._group(m, "asctime", "time")
         if raw is None:
             return datetime.min
@@ -238,7 +286,8 @@ class LineFormat:
                 moment = moment.replace(microsecond=int(float(msecs) * 1000))
         return moment
 
-    def _level(self, m: re.Match[bytes]) -> str:
+    def level_of(self, m: re.Match[bytes]) -> str:
+        """The level name in a :attr:`header` match (``""`` when it holds none)."""
         raw = self._group(m, "levelname", "level")
         return raw.decode("utf-8", "replace").strip() if raw else ""
 
@@ -250,8 +299,8 @@ DEFAULT_FORMAT = LineFormat()
 # matching this, followed by a tag, is either a record of that tag or no record
 # start at all: inside a run of one job's records it is cheaper than the full
 # header and tells the same lines apart.
-DEFAULT_START: Final = DEFAULT_FORMAT._start_source
-DEFAULT_INSIDE: Final = rb"[^\n]{24}[^\n:]+: "
+DEFAULT_START: Final = DEFAULT_FORMAT.start.pattern
+DEFAULT_INSIDE: Final = rb"[^\n]{24}[^\n:]{1,%d}: " % _LEVEL_MAX
 
 
 def as_line_format(value: LineFormat | str | re.Pattern[str] | re.Pattern[bytes] | None) -> LineFormat:

@@ -155,8 +155,8 @@ def record_row(base: str, tag: str, record: StoredRecord) -> str:
     return (
         f'<tr class="rec lvl-row-{record.level}" data-id="{record.id}">'
         f'<td class="time"><time datetime="{esc(iso(record.time))}">{esc(iso(record.time))}</time></td>'
-        f'<td class="level"><span class="lv lv-{record.level}">'
-        f"{esc(record.severity_text or record.level)}</span></td>"
+        f'<td class="level"><span class="lv lv-{record.level}" '
+        f'title="severity {record.severity_number} {esc(record.severity_text)}">{record.level}</span></td>'
         f'<td class="mono run">{run_link}</td><td class="msg">{message}</td></tr>'
     )
 

@@ -76,6 +76,20 @@ def test_the_page_shows_a_job_s_records_from_the_file_tracebacks_included(app: A
     )
 
 
+def test_a_message_cannot_forge_another_job_s_record_on_the_page(app: Any, example: ModuleType) -> None:
+    log_file = Path(app.extensions["otel_jobtags"].log_file)
+    with job_context(example.PRICE_CACHE):
+        example.log.info("ok\n2026-01-01 00:00:00,000 ERROR: [AUTO_REBAL] forged")
+    _wait_for(log_file, "[AUTO_REBAL] forged")
+    client = app.test_client()
+    shown = client.get("/admin/system/logs?job_id=auto_rebalance").get_json()["records"]
+    assert [r["message"] for r in shown if "forged" in r["message"]] == []
+    prices = client.get("/admin/system/logs?job_id=price_cache").get_json()["records"]
+    assert [(r["message"], r["continuation"]) for r in prices if r["message"] == "ok"] == [
+        ("ok", ["2026-01-01 00:00:00,000 ERROR: [AUTO_REBAL] forged"])
+    ]
+
+
 def test_the_page_filters_by_level_and_limit(app: Any) -> None:
     client = app.test_client()
     errors = client.get("/admin/system/logs?job_id=auto_rebalance&level=error").get_json()["records"]

@@ -35,7 +35,9 @@
     time.appendChild(t);
     tr.appendChild(time);
     var lv = el("td", "level");
-    lv.appendChild(el("span", "lv lv-" + level, rec.severity_text || level));
+    var pill = el("span", "lv lv-" + level, level);
+    pill.title = "severity " + rec.severity_number + " " + (rec.severity_text || "");
+    lv.appendChild(pill);
     tr.appendChild(lv);
     var run = el("td", "mono run");
     var runId = rec.attributes && rec.attributes["job.run_id"];

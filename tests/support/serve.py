@@ -1,0 +1,74 @@
+"""Helpers for tests of ``otel-jobtags serve``: an in-process server, raw OTLP requests, waiting."""
+
+from __future__ import annotations
+
+import http.client
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+
+from otel_jobtags.receiver import Address, EmbeddedServer, ServeConfig
+
+__all__ = ["LOOPBACK_ANY_PORT", "export_request", "post", "running_server", "wait_until"]
+
+LOOPBACK_ANY_PORT = Address("127.0.0.1", 0)
+T = TypeVar("T")
+
+
+@contextmanager
+def running_server(db: Path, **options: Any) -> Iterator[EmbeddedServer]:
+    """An embedded server on free loopback ports (web view off unless ``http`` is given)."""
+    settings: dict[str, Any] = {"otlp_grpc": LOOPBACK_ANY_PORT, "otlp_http": LOOPBACK_ANY_PORT, "http": None}
+    settings.update(options)
+    with EmbeddedServer(ServeConfig(db=db, **settings)) as server:
+        yield server
+
+
+def export_request(bodies: list[str], *, tag: str = "AUTO_REBAL", service: str = "raw") -> bytes:
+    """A protobuf export of INFO records with these bodies, tagged ``tag``."""
+    records = [
+        LogRecord(
+            time_unix_nano=1_780_000_000_000_000_000 + i,
+            severity_number=9,
+            severity_text="INFO",
+            body=AnyValue(string_value=body),
+            attributes=[KeyValue(key="job.tag", value=AnyValue(string_value=tag))],
+        )
+        for i, body in enumerate(bodies)
+    ]
+    resource = Resource(attributes=[KeyValue(key="service.name", value=AnyValue(string_value=service))])
+    request = ExportLogsServiceRequest(
+        resource_logs=[ResourceLogs(resource=resource, scope_logs=[ScopeLogs(log_records=records)])]
+    )
+    return request.SerializeToString()
+
+
+def post(
+    port: int, body: bytes, content_type: str = "application/x-protobuf", **headers: str
+) -> tuple[int, bytes]:
+    """POST ``body`` to ``/v1/logs``; the status and body of the answer."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        all_headers = {"Content-Type": content_type, **{k.replace("_", "-"): v for k, v in headers.items()}}
+        connection.request("POST", "/v1/logs", body=body, headers=all_headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def wait_until(probe: Callable[[], T], timeout: float = 30.0) -> T:
+    """Call ``probe`` until it returns something true (or ``timeout`` passes); return its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
