@@ -406,7 +406,9 @@ def test_memory_limiter_refusing_data_loses_nothing(
     result = wait_for_all(stack, per_job=2)
 
     stats = installation.stats
-    print(f"memory_limiter {protocol}: {stats.failed_exports} refused exports, {result.duplicates} duplicates")
+    print(
+        f"memory_limiter {protocol}: {stats.failed_exports} refused exports, {result.duplicates} duplicates"
+    )
     assert (stats.delivered, stats.dropped, stats.rejected) == (6, 0, 0)
     assert_all_in_order(result, arrival_order=True, per_job=2)
     # A refused request was not taken: nothing is sent twice.
