@@ -139,7 +139,9 @@ def jobs() -> TagRegistry:
     return registry
 
 
-def install(stack: Stack, registry: TagRegistry, protocol: str = "grpc") -> otel_jobtags.Installation:
+def install(
+    stack: Stack, registry: TagRegistry, protocol: str = "grpc"
+) -> otel_jobtags.configure.Installation:
     """install() sending through the application's proxy."""
     endpoint = stack.app_proxy.url if protocol == "grpc" else stack.app_http_proxy.url
     return otel_jobtags.install(
@@ -221,7 +223,9 @@ def assert_all_in_order(result: Outcome, *, arrival_order: bool, per_job: int = 
         assert result.unique == everything
 
 
-def wait_for_failures(installation: otel_jobtags.Installation, count: int, timeout: float = 60.0) -> None:
+def wait_for_failures(
+    installation: otel_jobtags.configure.Installation, count: int, timeout: float = 60.0
+) -> None:
     """Wait until the application's exports failed ``count`` times: the fault has acted."""
     poll_until(
         lambda: installation.stats.failed_exports >= count,
