@@ -27,7 +27,9 @@ def wait_for_checks() -> None:
             thread.join(timeout=30)
 
 
-def exported_bodies(installation: otel_jobtags.Installation, sink: InMemoryLogRecordExporter) -> list[Any]:
+def exported_bodies(
+    installation: otel_jobtags.configure.Installation, sink: InMemoryLogRecordExporter
+) -> list[Any]:
     assert installation.force_flush()
     return [r.log_record.body for r in sink.get_finished_logs()]
 

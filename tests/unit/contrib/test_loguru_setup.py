@@ -32,7 +32,7 @@ def sink() -> InMemoryLogRecordExporter:
 
 
 def exported(
-    installation: otel_jobtags.Installation, sink: InMemoryLogRecordExporter
+    installation: otel_jobtags.configure.Installation, sink: InMemoryLogRecordExporter
 ) -> list[tuple[Any, ...]]:
     assert installation.force_flush()
     return [
@@ -96,7 +96,7 @@ def test_an_exception_is_exported_with_its_attributes(
 
 
 def test_the_patcher_gives_file_formats_the_fields_even_on_an_enqueued_sink(registry: TagRegistry) -> None:
-    otel_jobtags.use_registry(registry)
+    otel_jobtags.context.use_registry(registry)
     out = io.StringIO()
     logger.configure(patcher=patch_job_fields)
     logger.add(out, format="{level} [{extra[job.tag]}] {extra[job.run_id]} {message}", enqueue=True)

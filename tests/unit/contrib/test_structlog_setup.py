@@ -141,7 +141,7 @@ def test_plain_logging_records_get_the_fields_by_the_same_rules(
     registry: TagRegistry, tmp_path: Path
 ) -> None:
     stdlib_structlog(tmp_path / "app.log")
-    otel_jobtags.use_registry(registry)
+    otel_jobtags.context.use_registry(registry)
     plain = logging.getLogger("app.legacy")
     plain.info(format_background_log(registry.DAILY_SUMMARY, "sent"))
     plain.info("sent", extra={"job_id": "price_cache"})
