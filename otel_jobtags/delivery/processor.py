@@ -515,13 +515,10 @@ class DeliveryProcessor(LogRecordProcessor):
         spool = self._spool
         assert spool is not None
         with self._lock:
-            pending = list(self._machine.pending)
-        fresh = []
-        for batch in reversed(pending):
-            if batch.tag is not None:
-                break
-            fresh.append(batch)
-        for batch in reversed(fresh):
+            # Batches not written yet (tag None; False: writing failed, kept in
+            # memory). Not only at the tail: adopted batches come after fresh ones.
+            fresh = [batch for batch in self._machine.pending if batch.tag is None]
+        for batch in fresh:
             records = self._records(batch)
             if records is None:
                 continue
