@@ -401,6 +401,12 @@ class Installation:
         """
         target, handler = replacement
         self._detached = True
+        queue = getattr(handler, "queue", None)
+        if queue is not None:
+            # A log call that took the old handler just before the swap hands
+            # its record over to the new installation, never to a closed queue.
+            self.processor.queue.successor = queue
+            self.handler.queue = queue
         logger = self._logger
         if logger is target and self.handler in logger.handlers:
             logger.handlers = [handler if h is self.handler else h for h in logger.handlers]
@@ -527,7 +533,7 @@ def install(
 
     Sets up a resource (``service.name``, ``service.instance.id``,
     ``process.pid``), an OTLP exporter, a processor and a
-    :class:`~otel_jobtags.JobTagHandler` on the root logger, and makes
+    :class:`~otel_jobtags.handler.JobTagHandler` on the root logger, and makes
     ``registry`` the active one. Calling it again replaces the previous
     installation (records are never exported twice).
 

@@ -5,7 +5,7 @@ provisioning file (``grafana/provisioning/alerting/``). They evaluate the run
 records in Loki (one record per run with ``job_outcome``); two per job:
 
 * **late** -- no record of a successful run within the schedule's longest
-  regular gap (:attr:`~otel_jobtags.Schedule.period`), plus the summary
+  regular gap (:attr:`~otel_jobtags.schedule.Schedule.period`), plus the summary
   interval when successes are summarised, plus a grace. The query counts
   success records with ``... or vector(0)``, so silence is the number 0, not
   an absence of data: the rule fires when the application is gone, and

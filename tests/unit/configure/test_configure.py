@@ -10,8 +10,10 @@ import pytest
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 
 import otel_jobtags
-from otel_jobtags import ConfigError, JobTagHandler, Settings, TagRegistry, job_context, resolve_settings
+from otel_jobtags import ConfigError, TagRegistry, job_context
+from otel_jobtags.configure import Settings, resolve_settings
 from otel_jobtags.context import active_registry
+from otel_jobtags.handler import JobTagHandler
 
 
 @pytest.mark.parametrize(

@@ -13,16 +13,7 @@ import pytest
 import yaml
 from support.grafana import REPO, parse_duration, range_of, rule_queries, small_registry
 
-from otel_jobtags import (
-    ConfigError,
-    Cron,
-    Interval,
-    JobTag,
-    PeriodicSummary,
-    TagRegistry,
-    UnknownJobError,
-    parse_schedule,
-)
+from otel_jobtags import ConfigError, JobTag, PeriodicSummary, TagRegistry, UnknownJobError
 from otel_jobtags.demo import JOBS
 from otel_jobtags.grafana import (
     ALERT_RULES_FILE,
@@ -45,7 +36,7 @@ from otel_jobtags.grafana import (
     success_gap,
     write_alert_rules,
 )
-from otel_jobtags.schedule import Schedule
+from otel_jobtags.schedule import Cron, Interval, Schedule, parse_schedule
 from otel_jobtags.scheduler import FREQUENT_PERIOD, RunRecordPolicy, default_run_record_policy
 
 S = timedelta(seconds=1)
