@@ -128,9 +128,11 @@ def test_the_top_level_holds_what_application_code_uses() -> None:
         (
             "otel_jobtags.testing",
             [
+                "CapturedExports",
                 "CapturedLog",
                 "ExportedLog",
                 "ExportedLogs",
+                "capture_exports",
                 "capture_logs",
                 "export_in_memory",
             ],

@@ -282,7 +282,11 @@ def test_the_records_api_answers_by_attribute(app: Any) -> None:
         ),
         ("/api/v1/jobs", "window=40d", "Invalid window='40d': give a duration from 1m to 31d"),
         ("/api/v1/records", "text=%ff", "Invalid query string: it is not UTF-8 text"),
-        ("/api/v1/records", "after_id=-1", "Invalid after_id='-1': give a whole number from 0 to 4611686018427387904"),
+        (
+            "/api/v1/records",
+            "after_id=-1",
+            "Invalid after_id='-1': give a whole number from 0 to 4611686018427387904",
+        ),
     ],
 )
 def test_bad_query_parameters_are_a_400_that_says_what_to_give(
