@@ -21,9 +21,13 @@ from typing import Any
 import grpc
 import pytest
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.sdk._logs import LoggerProvider
 from support.otlp import GrpcReceiver, HttpReceiver, record_count
 
 import otel_jobtags as oj
+from otel_jobtags.delivery import DeliveryProcessor, DeliveryStats
+from otel_jobtags.delivery.exporters import GrpcLogExporter
+from otel_jobtags.handler import JobTagHandler
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,7 +64,7 @@ def _run(code: str, *args: str, timeout: float = 120) -> subprocess.CompletedPro
     )
 
 
-def _adds_up(stats: oj.DeliveryStats) -> bool:
+def _adds_up(stats: DeliveryStats) -> bool:
     return stats.emitted == stats.delivered + stats.queued + stats.dropped + stats.rejected
 
 
@@ -103,6 +107,9 @@ _SIGNAL_SCRIPT = r"""
 import logging, os, signal, sys, threading
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 import otel_jobtags as oj
+from otel_jobtags.delivery import DeliveryProcessor
+from otel_jobtags.delivery.exporters import GrpcLogExporter
+from otel_jobtags.handler import JobTagHandler
 
 exporter = InMemoryLogRecordExporter()
 installation = oj.install(exporter=exporter, level="INFO")
@@ -150,6 +157,9 @@ _MEMORY_SCRIPT = r"""
 import logging, sys
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 import otel_jobtags as oj
+from otel_jobtags.delivery import DeliveryProcessor
+from otel_jobtags.delivery.exporters import GrpcLogExporter
+from otel_jobtags.handler import JobTagHandler
 
 class Down(LogRecordExporter):
     def export(self, batch):
@@ -204,27 +214,43 @@ def _data_only(answer: Any) -> Any:
 
 @pytest.mark.parametrize(
     "answer",
-    [(grpc.StatusCode.UNAVAILABLE, None), (grpc.StatusCode.RESOURCE_EXHAUSTED, 0.2)],
+    [(grpc.StatusCode.UNAVAILABLE, None), (grpc.StatusCode.RESOURCE_EXHAUSTED, 0.01)],
     ids=["unavailable", "resource-exhausted-with-retry-info"],
 )
 def test_under_backpressure_records_are_kept_never_rejected_and_delivered_in_order(
-    receiver: GrpcReceiver, registry: oj.TagRegistry, answer: Any
+    receiver: GrpcReceiver, answer: Any
 ) -> None:
     receiver.refuse = _data_only(answer)  # a memory limiter refusing data; empty exports succeed
-    installation = oj.install(registry, endpoint=receiver.endpoint, export_timeout=1.0)
-    log = _log()
-    for i in range(40):
-        log.info("record %d", i)
-    deadline = time.monotonic() + 60
-    while installation.stats.failed_exports < 8 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert installation.stats.failed_exports >= 8
-    assert installation.stats.rejected == 0
-    receiver.refuse = None
+    exporter = GrpcLogExporter(endpoint=receiver.endpoint, insecure=True, timeout=1.0)
+    # Fast retries and a low threshold: were retryable failures taken for
+    # refusals, the records would be split and rejected within a few dozen.
+    processor = DeliveryProcessor(
+        exporter, retry_initial=0.01, retry_max=0.05, probe_after_failures=2, shutdown_timeout=1.0
+    )
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    log = logging.getLogger("app.backpressure")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    handler = JobTagHandler(provider)
+    log.addHandler(handler)
+    try:
+        for i in range(40):
+            log.info("record %d", i)
+        deadline = time.monotonic() + 60
+        while processor.stats.failed_exports < 60 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert processor.stats.failed_exports >= 60
+        assert processor.stats.rejected == 0
+        receiver.refuse = None
+        assert processor.force_flush(60_000)
+        stats = processor.stats
+    finally:
+        log.removeHandler(handler)
+        log.propagate = True
+        processor.shutdown()
 
-    assert installation.force_flush(60_000)
     assert [r.body for r in receiver.wait_for(40, timeout=5)] == [f"record {i}" for i in range(40)]
-    stats = installation.stats
     assert (stats.emitted, stats.delivered, stats.rejected, stats.dropped) == (40, 40, 0, 0)
 
 

@@ -18,6 +18,7 @@ from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 
 import otel_jobtags as oj
+from otel_jobtags.configure import Installation
 
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -72,7 +73,7 @@ class Counter(logging.Filter):
 
 
 @pytest.fixture(scope="module")
-def pipeline() -> Iterator[tuple[oj.Installation, InMemoryLogRecordExporter, Counter]]:
+def pipeline() -> Iterator[tuple[Installation, InMemoryLogRecordExporter, Counter]]:
     fuzz = logging.getLogger("app.fuzz")
     fuzz.propagate = False
     exporter = InMemoryLogRecordExporter()
@@ -94,7 +95,7 @@ def pipeline() -> Iterator[tuple[oj.Installation, InMemoryLogRecordExporter, Cou
     raise_first=st.booleans(),
 )
 def test_any_log_call_returns_and_every_record_is_delivered_or_counted(
-    pipeline: tuple[oj.Installation, InMemoryLogRecordExporter, Counter],
+    pipeline: tuple[Installation, InMemoryLogRecordExporter, Counter],
     message: str,
     args: Any,
     extra: dict[str, Any],
