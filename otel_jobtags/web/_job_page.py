@@ -34,8 +34,12 @@ def _why(row: JobRow, runs: Sequence[Run], now: datetime) -> str:
         lines.append(
             f"<li><b>late</b>: no successful run in the last {esc(span_text(policy.late_window))} "
             f"(longest regular gap {esc(span_text(policy.success_gap or policy.late_window))} + "
-            f"grace {esc(span_text(policy.grace))}); last success "
-            f"{esc(ago_text(row.activity.last_success, now))}.</li>"
+            f"grace {esc(span_text(policy.grace))}); "
+            + (
+                f"last success {esc(ago_text(row.activity.last_success, now))}.</li>"
+                if row.activity.last_success is not None
+                else "no success recorded.</li>"
+            )
         )
     if FAILING in status:
         lines.append(
@@ -115,9 +119,10 @@ def _runs_table(base: str, row: JobRow, runs: Sequence[Run], window_text: str) -
         duration = duration_ms_text(run.duration_ms) if run.duration_ms is not None else "–"
         count = f" ×{run.runs}" if run.runs > 1 else ""
         lines.append(
-            f'<tr><td><time datetime="{esc(iso(run.end))}">{esc(iso(run.end))}</time></td>'
+            f'<tr><td class="ended"><time datetime="{esc(iso(run.end))}">{esc(iso(run.end))}</time></td>'
             f'<td><span class="badge run-{esc(run.outcome)}">{esc(run.outcome)}{esc(count)}</span></td>'
-            f'<td class="num">{esc(duration)}</td><td class="mono">{esc(run.instance or "")}</td>'
+            f'<td class="num">{esc(duration)}</td>'
+            f'<td class="mono proc" title="{esc(run.instance or "")}">{esc(run.instance or "")}</td>'
             f'<td class="mono">{run_link}</td><td class="body">{esc(run.body)}</td></tr>'
         )
     more = (
