@@ -396,6 +396,9 @@ class DeliveryProcessor(LogRecordProcessor):
         self.queue.reserve(sending, (machine.held_records, machine.held_bytes))
 
     def _perform(self, actions: list[Any]) -> None:
+        for action in actions:
+            if isinstance(action, Split):
+                self._split(action)  # its parts are written in the batch's place
         if self._spool is not None:
             self._spool_new_batches()  # write-ahead: on disk before it is sent
         for action in actions:
@@ -408,8 +411,6 @@ class DeliveryProcessor(LogRecordProcessor):
             elif isinstance(action, Evict):
                 if self._spool is not None and isinstance(action.batch.tag, SpooledBatch):
                     self._spool.remove(action.batch.tag)
-            elif isinstance(action, Split):
-                self._split(action)
 
     def _wait(self, until: float | None) -> None:
         timeout = self._schedule_delay
