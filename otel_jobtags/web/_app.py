@@ -211,7 +211,7 @@ class JobsView:
         now = self.clock()
         span = window(query, self.window)
         rows = self.judge.rows(self.store, now, span, BUCKETS)
-        return overview_page(base, rows, now, span, self.store.stats().records)
+        return overview_page(base, rows, now, span)
 
     def _known_row(self, now: datetime, since: datetime, until: datetime, tag: str) -> JobRow:
         tag = job_tag(tag)

@@ -19,6 +19,8 @@ RUNS_LISTED = 8
 """How many of the latest runs the runs table lists."""
 SINCE_CHOICES = ("15m", "1h", "6h", "24h", "7d")
 _SUMMARY_CHARS = 300
+SHOWN_CHARS = 20_000
+"""The most of one body, traceback or attribute a page shows (the JSON API has all of it)."""
 _STACKTRACE = "exception.stacktrace"
 _RUN_ID = "job.run_id"
 _SHOWN_ELSEWHERE = {"job.tag", "job.id", _RUN_ID, _STACKTRACE}
@@ -142,6 +144,15 @@ def _runs_table(base: str, row: JobRow, runs: Sequence[Run], window_text: str) -
     )
 
 
+def _clipped(text: str) -> str:
+    """``text`` escaped, cut at :data:`SHOWN_CHARS` with a note of what was left out."""
+    if len(text) <= SHOWN_CHARS:
+        return esc(text)
+    return (
+        f'{esc(text[:SHOWN_CHARS])}<span class="muted">… {len(text) - SHOWN_CHARS:,} more characters</span>'
+    )
+
+
 def record_row(base: str, tag: str, record: StoredRecord) -> str:
     """One line of the job's log; a multi-line body, a traceback or attributes expand."""
     body = record.body
@@ -152,11 +163,11 @@ def record_row(base: str, tag: str, record: StoredRecord) -> str:
     if rest or stack or extra or len(first) > _SUMMARY_CHARS:
         details = []
         if rest or len(first) > _SUMMARY_CHARS:
-            details.append(f'<pre class="full">{esc(body)}</pre>')
+            details.append(f'<pre class="full">{_clipped(body)}</pre>')
         if isinstance(stack, str) and stack:
-            details.append(f'<pre class="trace">{esc(stack)}</pre>')
+            details.append(f'<pre class="trace">{_clipped(stack)}</pre>')
         if extra:
-            pairs = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in sorted(extra.items()))
+            pairs = "".join(f"<dt>{esc(k)}</dt><dd>{_clipped(str(v))}</dd>" for k, v in sorted(extra.items()))
             details.append(f'<dl class="attrs">{pairs}</dl>')
         mark = ' <span class="tb">traceback</span>' if stack else ""
         message = f"<details><summary>{summary}{mark}</summary>{''.join(details)}</details>"

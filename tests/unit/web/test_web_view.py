@@ -450,3 +450,28 @@ def test_the_status_counts_only_records_up_to_now_as_the_rules_do(tmp_path: Path
             now = nine.replace(hour=hour)
             [job] = call(create_app(store, jobs, clock=lambda now=now: now), "/api/v1/jobs").json()["jobs"]  # type: ignore[misc]
             assert job["alerts"] == alerts, hour
+
+
+def test_a_huge_record_is_shown_cut_and_whole_in_the_api(tmp_path: Path) -> None:
+    body = "first line\n" + "x" * 1_000_000
+    with Store.open(tmp_path / "jobs.db") as store:
+        store.append(
+            [
+                NewRecord(
+                    int(NOW.timestamp() * 1e9) - 10**9,
+                    9,
+                    "INFO",
+                    body,
+                    {"job.tag": "BIG", "blob": "y" * 50_000},
+                )
+            ]
+        )
+        app = create_app(store, clock=lambda: NOW)
+        page = call(app, "/jobs/BIG")
+        assert page.status == 200 and len(page.body) < 100_000
+        assert (
+            f'<pre class="full">first line\n{"x" * 19_989}<span class="muted">… 980,011 more characters</span></pre>'
+            in page.text
+        )
+        assert "<dd>" + "y" * 20_000 + '<span class="muted">… 30,000 more characters</span></dd>' in page.text
+        assert call(app, "/api/v1/records", "job.tag=BIG").json()["records"][0]["body"] == body
