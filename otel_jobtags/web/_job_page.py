@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from ..grafana import FAILING, LATE, OVERLAPPING, overlapping_runs
+from ..grafana import FAILING, LATE, OVERLAPPING, overlapping_instances, overlapping_runs
 from ..store import LEVELS, RecordPage, Run, StoredRecord
 from ._figures import JobRow, run_spans
 from ._pages import badges, job_href, level_counts, page
@@ -50,15 +50,22 @@ def _why(row: JobRow, runs: Sequence[Run], now: datetime) -> str:
             f"{esc(span_text(policy.failure_window))}, and none succeeded since the latest.</li>"
         )
     if OVERLAPPING in status:
-        pairs = overlapping_runs(run_spans(runs), now, window=policy.overlap_window)
+        window = policy.overlap_window
+        processes = overlapping_instances([run.as_alert_run() for run in runs], now, window=window)
+        named = " and ".join(f"<code>{esc(process)}</code>" for process in processes)
+        pairs = overlapping_runs(run_spans(runs), now, window=window)
+        at_once = ""
         if pairs:
             a, b = pairs[-1]
-            lines.append(
-                f"<li><b>overlapping</b>: {len(pairs)} pair{'s' if len(pairs) > 1 else ''} of runs at once "
-                f"in the last {esc(span_text(policy.overlap_window))}, latest: processes "
+            at_once = (
+                f" {len(pairs)} pair{'s' if len(pairs) > 1 else ''} of runs at once, latest: processes "
                 f"<code>{esc(a.instance)}</code> and <code>{esc(b.instance)}</code> both running at "
-                f"{esc(time_text(b.start, policy.overlap_window, seconds=True))}.</li>"
+                f"{esc(time_text(b.start, window, seconds=True))}."
             )
+        lines.append(
+            f"<li><b>overlapping</b>: processes {named} each kept running it throughout the last "
+            f"{esc(span_text(window))}: every run happens once per process.{at_once}</li>"
+        )
     rules = (
         f"late after {esc(span_text(policy.late_window))} without success"
         if policy.late_window is not None

@@ -207,8 +207,9 @@ def test_the_job_page_explains_the_status_and_draws_levels_and_runs(app: Any) ->
 def test_the_job_page_of_overlapping_runs_names_the_processes(app: Any) -> None:
     html = call(app, "/jobs/REPORTS").text
     assert (
-        "<b>overlapping</b>: 1 pair of runs at once in the last 16 min 30 s, latest: processes "
-        "<code>web-2</code> and <code>web-1</code> both running at 11:45:00." in html
+        "<b>overlapping</b>: processes <code>web-1</code> and <code>web-2</code> each kept running it "
+        "throughout the last 16 min 30 s: every run happens once per process. 1 pair of runs at once, "
+        "latest: processes <code>web-2</code> and <code>web-1</code> both running at 11:45:00.</li>" in html
     )
     assert re.findall(r'<text class="lane"[^>]*><title>([^<]+)</title>', html) == ["web-2", "web-1"]
 
