@@ -95,7 +95,7 @@ class JobTagFilter(logging.Filter):
     Args:
         registry: the tags that explicit values and ``[TAG]`` prefixes resolve
             against; by default the active registry
-            (:func:`~otel_jobtags.use_registry`, set by ``install``).
+            (:func:`~otel_jobtags.context.use_registry`, set by ``install``).
         prefix: add the ``[TAG] `` prefix to string messages that lack it.
         prefix_attribution: attribute a record outside any job by a registered
             ``[TAG] `` prefix at the start of its message; else

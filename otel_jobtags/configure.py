@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,7 @@ __all__ = [
     "Installation",
     "Settings",
     "current_installation",
+    "default_exporter",
     "install",
     "resolve_delivery_settings",
     "resolve_settings",
@@ -399,6 +402,12 @@ class Installation:
         """
         target, handler = replacement
         self._detached = True
+        queue = getattr(handler, "queue", None)
+        if queue is not None:
+            # A log call that took the old handler just before the swap hands
+            # its record over to the new installation, never to a closed queue.
+            self.processor.queue.successor = queue
+            self.handler.queue = queue
         logger = self._logger
         if logger is target and self.handler in logger.handlers:
             logger.handlers = [handler if h is self.handler else h for h in logger.handlers]
@@ -454,6 +463,23 @@ class _DiscardExporter(LogRecordExporter):
         return None
 
 
+_exporter_overrides: list[Callable[[], LogRecordExporter]] = []
+
+
+@contextmanager
+def default_exporter(factory: Callable[[], LogRecordExporter]) -> Iterator[None]:
+    """Within the block, ``install()`` calls without an ``exporter`` export with ``factory()``.
+
+    For test suites whose application calls ``install()`` itself; see
+    :func:`otel_jobtags.testing.capture_exports`. Blocks nest; the innermost wins.
+    """
+    _exporter_overrides.append(factory)
+    try:
+        yield
+    finally:
+        _exporter_overrides.remove(factory)
+
+
 def _logs_exporter(environ: Mapping[str, str] | None = None) -> str:
     env = os.environ if environ is None else environ
     value = (_env(LOGS_EXPORTER_VARIABLE, env) or "otlp").lower()
@@ -507,8 +533,8 @@ def install(
     """Export the application's logs over OTLP, each record attributed to its job.
 
     Sets up a resource (``service.name``, ``service.instance.id``,
-    ``process.pid``), an OTLP exporter, a processor and a
-    :class:`~otel_jobtags.JobTagHandler` on the root logger, and makes
+    ``process.pid``, ``host.name``), an OTLP exporter, a processor and a
+    :class:`~otel_jobtags.handler.JobTagHandler` on the root logger, and makes
     ``registry`` the active one. Calling it again replaces the previous
     installation (records are never exported twice).
 
@@ -579,6 +605,8 @@ def install(
         ConfigError: a setting is invalid.
     """
     settings = None
+    if exporter is None and _exporter_overrides:
+        exporter = _exporter_overrides[-1]()
     exporter_name = _logs_exporter() if exporter is None else None
     if exporter_name == "none":
         exporter = _DiscardExporter()
@@ -605,6 +633,10 @@ def install(
     level = parse_level(level)
 
     resource = Resource.create({"process.pid": os.getpid()})  # OTEL_RESOURCE_ATTRIBUTES applies
+    if "host.name" not in resource.attributes:
+        # With the pid, it names the process that wrote a record: a job run by two
+        # processes (a scheduler per worker) shows up on dashboards and alerts.
+        resource = resource.merge(Resource({"host.name": socket.gethostname()}))
     extra = dict(resource_attributes or {})
     if service_name is not None:
         extra["service.name"] = service_name

@@ -87,7 +87,7 @@ def _resolve(job: JobTag | str, registry: TagRegistry | None) -> JobTag:
     if registry is None:
         raise ConfigError(
             f"Cannot resolve job {job!r}: no tag registry is active; pass registry=..., "
-            "call otel_jobtags.install(registry=...) or otel_jobtags.use_registry(...)"
+            "call otel_jobtags.install(registry=...) or otel_jobtags.context.use_registry(...)"
         )
     return registry.resolve(job)
 

@@ -27,11 +27,19 @@ from typing import Any
 
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 
-from .configure import Installation, install
+from .configure import Installation, current_installation, default_exporter, install
 from .handler import ATTR_JOB_ID, ATTR_JOB_RUN_ID, ATTR_JOB_TAG, JobTagFilter
 from .tags import TagRegistry
 
-__all__ = ["CapturedLog", "ExportedLog", "ExportedLogs", "capture_logs", "export_in_memory"]
+__all__ = [
+    "CapturedExports",
+    "CapturedLog",
+    "ExportedLog",
+    "ExportedLogs",
+    "capture_exports",
+    "capture_logs",
+    "export_in_memory",
+]
 
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -136,14 +144,7 @@ class ExportedLogs:
     def records(self) -> list[ExportedLog]:
         """Deliver what is logged so far and return every exported record, in order."""
         self.installation.force_flush()
-        return [
-            ExportedLog(
-                level=r.log_record.severity_text or "",
-                body=r.log_record.body,
-                attributes=dict(r.log_record.attributes or {}),
-            )
-            for r in self._exporter.get_finished_logs()
-        ]
+        return _exported(self._exporter)
 
 
 @contextmanager
@@ -173,3 +174,56 @@ def export_in_memory(registry: TagRegistry | None = None, **install_options: Any
         yield ExportedLogs(installation, exporter)
     finally:
         installation.shutdown()
+
+
+def _exported(exporter: InMemoryLogRecordExporter) -> list[ExportedLog]:
+    return [
+        ExportedLog(
+            level=r.log_record.severity_text or "",
+            body=r.log_record.body,
+            attributes=dict(r.log_record.attributes or {}),
+        )
+        for r in exporter.get_finished_logs()
+    ]
+
+
+class CapturedExports:
+    """What the installations made inside :func:`capture_exports` exported."""
+
+    def __init__(self, exporters: list[InMemoryLogRecordExporter]) -> None:
+        self._exporters = exporters
+
+    def records(self) -> list[ExportedLog]:
+        """Deliver what the running installation holds, and return every exported record, in order."""
+        installation = current_installation()
+        if installation is not None:
+            installation.force_flush()
+        return [log for exporter in self._exporters for log in _exported(exporter)]
+
+
+@contextmanager
+def capture_exports() -> Iterator[CapturedExports]:
+    """Make the application's own ``install()`` export to memory, for the block.
+
+    For a test that builds the whole application (which calls ``install()``
+    with its OTLP settings): inside the block that ``install()`` exports to
+    memory instead -- no collector needed, nothing left to deliver at exit --
+    and the test can assert on exactly what would have been exported::
+
+        with capture_exports() as exported:
+            app = create_app()          # calls otel_jobtags.install(JOBS, ...)
+            app.run_job("auto_rebalance")
+        assert exported.records()[-1].body == "[AUTO_REBAL] done"
+
+    Yields:
+        :class:`CapturedExports`.
+    """
+    exporters: list[InMemoryLogRecordExporter] = []
+
+    def factory() -> InMemoryLogRecordExporter:
+        exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
+        exporters.append(exporter)
+        return exporter
+
+    with default_exporter(factory):
+        yield CapturedExports(exporters)

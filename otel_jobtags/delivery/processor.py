@@ -7,7 +7,7 @@ stock ``BatchLogRecordProcessor`` (which drops silently when its queue is full
 and loses a batch when the exporter gives up on it):
 
 - The log call only appends to a bounded queue (a :data:`Prepared` tuple from
-  :class:`~otel_jobtags.JobTagHandler`, or an SDK record through ``on_emit``);
+  :class:`~otel_jobtags.handler.JobTagHandler`, or an SDK record through ``on_emit``);
   the OpenTelemetry record is built on the export thread.
 - One worker thread feeds the state machine and performs its actions: export
   (one attempt, classified), wait, split, reject, evict.
@@ -147,7 +147,7 @@ class DeliveryProcessor(LogRecordProcessor):
         new_instance_id_after_fork: give a forked child's records a new
             ``service.instance.id`` (leave it as it is when the user set one).
         resource: the resource of records handed over by
-            :class:`~otel_jobtags.JobTagHandler`, or a function giving it (the
+            :class:`~otel_jobtags.handler.JobTagHandler`, or a function giving it (the
             provider's, which the SDK renews in a child after ``fork``).
         limits: the attribute limits for those records.
     """
@@ -203,7 +203,7 @@ class DeliveryProcessor(LogRecordProcessor):
         self._resource = resource if callable(resource) else (lambda: resource or Resource.get_empty())
         self._builder = RecordBuilder(self._resource(), limits)
         self.queue = RecordQueue(max_queue_records, max_queue_bytes, max_batch_size)
-        """The hot path: :class:`~otel_jobtags.JobTagHandler` puts prepared records here."""
+        """The hot path: :class:`~otel_jobtags.handler.JobTagHandler` puts prepared records here."""
         self._resource_map: dict[int, tuple[Resource, Resource]] = {}
         self._forked = False
         self._child_resource_attributes: dict[str, str | int] = {}
@@ -489,11 +489,9 @@ class DeliveryProcessor(LogRecordProcessor):
             why = "the receiver refused a record while accepting empty requests"
         else:
             why = f"the receiver refused a record {batch.refusals} times while accepting empty requests"
-        self._throttle.warn(
-            "refused",
-            f"{why}; rejected it: {scope.name if scope is not None else '-'} {severity}: "
-            f"{str(log_record.body)[:80]!r}{kept}",
-        )
+        what = f"{scope.name if scope is not None else '-'} {severity}: {str(log_record.body)[:80]!r}"
+        # One line per different record (a flood of the same one is throttled).
+        self._throttle.warn(f"refused:{what}", f"{why}; rejected it: {what}{kept}")
 
     def _split(self, action: Split) -> None:
         spool = self._spool

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, NamedTuple
 
 from ..errors import ConfigError, JobTagsError
 from ..tags import JobTag, TagRegistry
@@ -32,6 +32,16 @@ class _Selection:
 
 
 LogPaths = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
+
+
+class _Hit(NamedTuple):
+    """A selected record as found in a buffer: what every method turns into its result."""
+
+    raw: bytes
+    """The record's lines as written, newline included."""
+    tag: JobTag
+    offset: int
+    """Where ``[TAG] `` starts in ``raw``."""
 
 
 class LogFilter:
@@ -93,7 +103,7 @@ class LogFilter:
         self._any_tag = re.compile(rb"\[(" + (names.encode() or rb"(?!)") + rb")\] ")
         self._levels: dict[bytes, bool] = {}
         self._since_b = self._until_b = None
-        if fmt._fast_time and not fmt._has_msecs and fmt.tz is None:
+        if fmt.sortable_time:
             # The default asctime sorts as text: compare bytes, parse nothing.
             self._since_b = _asctime_bytes(sel.since) if sel.since is not None else None
             self._until_b = _asctime_bytes(sel.until) if sel.until is not None else None
@@ -108,8 +118,14 @@ class LogFilter:
         # line's header is parsed once (the job's records are tried first).
         self._run: re.Pattern[bytes] | None = None
         plain = min_level is None and since is None and until is None and sel.contains is None
-        if tag is not None and plain and fmt._start_source is not None:
-            start, lead = fmt._start_source, re.escape(tag.prefix.encode())
+        start = fmt.start.pattern
+        # From a [TAG] hit of a format string: the rest of its line and every
+        # following line that does not start a record, in one regex call.
+        self._rest = (
+            re.compile(rb"[^\n]*\n?(?:(?!" + start + rb")[^\n]*\n)*") if fmt.fmt is not None else None
+        )
+        if tag is not None and plain and fmt.fmt is not None:
+            lead = re.escape(tag.prefix.encode())
             inside = (DEFAULT_INSIDE if start == DEFAULT_START else start) + lead
             self._run = re.compile(
                 start + lead + rb"[^\n]*\n(?:(?:" + inside + rb"|(?!" + start + rb"))[^\n]*\n)*"
@@ -137,7 +153,7 @@ class LogFilter:
             if self._since_b is not None and stamp < self._since_b:
                 return False
             return not (self._until_b is not None and stamp >= self._until_b)
-        moment = self.format._time(header)
+        moment = self.format.time_of(header)
         sel = self.selection
         if moment.tzinfo is None and self.format.tz is not None:
             moment = moment.replace(tzinfo=self.format.tz)
@@ -150,22 +166,20 @@ class LogFilter:
             return self._contains_b in text
         return self._contains_fold in text.decode("utf-8", "replace").casefold()
 
-    def _scan(self, buf: bytes, end: int, raw_only: bool, begin: int = 0) -> list[Any]:
+    def _scan(self, buf: bytes, end: int, begin: int = 0) -> list[_Hit]:
         """The matching records of ``buf[begin:end]``, which holds whole records.
 
-        Each is the raw bytes of its lines (newline included) when ``raw_only``,
-        else ``(raw, header match, tag, offset of the tag in raw)``. The loop is
-        the hot path: it looks for the ``[TAG] `` bytes, and parses only the
-        line around a hit and the lines after it that do not start a record.
+        The loop is the hot path: it looks for the ``[TAG] `` bytes, and parses
+        only the line around a hit and the lines after it that do not start a record.
         """
-        out: list[Any] = []
+        out: list[_Hit] = []
         append = out.append
         fmt = self.format
         find, rfind = buf.find, buf.rfind
-        rest_match = fmt._rest.match if fmt._rest is not None else None
-        header_fullmatch = fmt._header.fullmatch
-        header_match = fmt._header.match
-        groups = fmt._header.groupindex
+        rest_match = self._rest.match if self._rest is not None else None
+        header_fullmatch = fmt.header.fullmatch
+        header_match = fmt.header.match
+        groups = fmt.header.groupindex
         asctime_index = groups.get("asctime") or groups.get("time")
         level_index = groups.get("levelname") or groups.get("level")
         check_level = self.selection.min_level is not None
@@ -214,23 +228,24 @@ class LogFilter:
                 continue
             assert tag is not None
             # Records are copied out of the buffer: nothing kept may pin an 8 MiB buffer.
-            append(buf[line_start:nxt] if raw_only else (buf[line_start:nxt], tag, p - line_start))
+            append(_Hit(buf[line_start:nxt], tag, p - line_start))
         return out
 
     def _continuation_end(self, buf: bytes, pos: int, end: int) -> int:
         """The offset of the first line at or after ``pos`` that starts a record (or ``end``)."""
-        start_match = self.format._start.match
+        start_match = self.format.start.match
         while pos < end and start_match(buf, pos, end) is None:
             pos = buf.find(b"\n", pos, end) + 1 or end
         return pos
 
-    def _entry(self, raw: bytes, tag: JobTag, offset: int, source: str) -> LogEntry:
-        """A :class:`LogEntry` from a matched record's bytes; ``offset`` is where its tag starts."""
+    def _entry(self, hit: _Hit, source: str) -> LogEntry:
+        """A :class:`LogEntry` from a selected record."""
         fmt = self.format
-        if fmt._line is None:
-            header = fmt._header.fullmatch(raw, 0, offset)
+        raw, tag, offset = hit
+        if fmt.fmt is not None:
+            header = fmt.header.fullmatch(raw, 0, offset)
         else:
-            header = fmt._header.match(raw, 0, (raw.find(b"\n") + 1 or len(raw) + 1) - 1)
+            header = fmt.header.match(raw, 0, (raw.find(b"\n") + 1 or len(raw) + 1) - 1)
         assert header is not None  # it matched when the record was selected
         lines = raw.decode("utf-8", "replace").split("\n")
         if lines[-1] == "":
@@ -241,8 +256,8 @@ class LogFilter:
             cut = len(CONTINUATION_MARK)  # written by JobTagFormatter: the text is what was logged
             continuation = [line[cut:] for line in continuation]
         return LogEntry(
-            time=fmt._time(header),
-            level=fmt._level(header),
+            time=fmt.time_of(header),
+            level=fmt.level_of(header),
             tag=tag.name,
             message=lines[0][skip:].rstrip("\r"),
             continuation=tuple(continuation),
@@ -251,7 +266,7 @@ class LogFilter:
         )
 
     def _scan_runs(self, buf: bytes, end: int) -> bytes:
-        """The bytes ``_scan(raw_only=True)`` would select from ``buf[:end]``, joined.
+        """The bytes of the records ``_scan`` would select from ``buf[:end]``, joined.
 
         ``buf[:end]`` ends with a newline, as :func:`read_chunks` cuts it. For
         frequent jobs most records follow another of the same job: taking a run
@@ -276,7 +291,7 @@ class LogFilter:
 
     def _buffers(self, paths: LogPaths, rotated: bool) -> Iterator[tuple[str, bytes, int]]:
         """``(source, buffer, end)`` for each file in turn, ``buffer[:end]`` whole records."""
-        start_match = self.format._start.match
+        start_match = self.format.start.match
         for path in self._paths(paths, rotated):
             source = os.fspath(path)
             stream, seekable = open_log(path)
@@ -284,9 +299,9 @@ class LogFilter:
                 for buf, end in read_chunks(stream, seekable, start_match):
                     yield source, buf, end
 
-    def _batches(self, paths: LogPaths, rotated: bool, raw_only: bool) -> Iterator[tuple[str, list[Any]]]:
+    def _batches(self, paths: LogPaths, rotated: bool) -> Iterator[tuple[str, list[_Hit]]]:
         for source, buf, end in self._buffers(paths, rotated):
-            out = self._scan(buf, end, raw_only)
+            out = self._scan(buf, end)
             if out:
                 yield source, out
 
@@ -317,9 +332,9 @@ class LogFilter:
             JobTagsError: a file does not exist.
         """
         entry = self._entry
-        for source, batch in self._batches(paths, rotated, raw_only=False):
-            for raw, tag, offset in batch:
-                yield entry(raw, tag, offset, source)
+        for source, batch in self._batches(paths, rotated):
+            for hit in batch:
+                yield entry(hit, source)
 
     def last(self, paths: LogPaths, count: int, *, rotated: bool = True) -> list[LogEntry]:
         """The last ``count`` matching records (the most recent), oldest first.
@@ -330,23 +345,19 @@ class LogFilter:
         the way to show a frequent job's recent logs.
         """
         files = [(path, None) for path in self._paths(paths, rotated)]
-        return [
-            self._entry(raw, tag, offset, source) for source, raw, tag, offset in self._last(files, count)
-        ]
+        return [self._entry(hit, source) for source, hit in self._last(files, count)]
 
     def last_raw(self, paths: LogPaths, count: int, *, rotated: bool = True) -> list[bytes]:
         """Like :meth:`last`, but each record as the raw bytes of its lines."""
         files = [(path, None) for path in self._paths(paths, rotated)]
-        return [raw for _, raw, _, _ in self._last(files, count)]
+        return [hit.raw for _, hit in self._last(files, count)]
 
-    def _last(
-        self, files: Sequence[tuple[Path, int | None]], count: int
-    ) -> list[tuple[str, bytes, JobTag, int]]:
-        """The last ``count`` records of ``files`` (oldest first), each read up to its byte limit."""
+    def _last(self, files: Sequence[tuple[Path, int | None]], count: int) -> list[tuple[str, _Hit]]:
+        """The last ``count`` records of ``files``, oldest first, each file read up to its byte limit."""
         if count <= 0:
             return []
-        start_match = self.format._start.match
-        newest_first: list[tuple[str, list[tuple[bytes, JobTag, int]]]] = []
+        start_match = self.format.start.match
+        newest_first: list[tuple[str, list[_Hit]]] = []
         found = 0
         for path, limit in reversed(files):
             source = os.fspath(path)
@@ -354,28 +365,29 @@ class LogFilter:
             with stream:
                 if seekable:
                     for buf, begin in read_chunks_backwards(stream, start_match, limit):
-                        batch = self._scan(buf, len(buf), raw_only=False, begin=begin)
+                        batch = self._scan(buf, len(buf), begin=begin)
                         newest_first.append((source, batch))
                         found += len(batch)
                         if found >= count:
                             break
                 else:
-                    kept: collections.deque[tuple[bytes, JobTag, int]] = collections.deque(maxlen=count)
+                    kept: collections.deque[_Hit] = collections.deque(maxlen=count)
                     for buf, end in read_chunks(stream, False, start_match):
-                        kept.extend(self._scan(buf, end, raw_only=False)[-count:])
+                        kept.extend(self._scan(buf, end)[-count:])
                     newest_first.append((source, list(kept)))
                     found += len(kept)
             if found >= count:
                 break
-        return [(source, *item) for source, batch in reversed(newest_first) for item in batch][-count:]
+        return [(source, hit) for source, batch in reversed(newest_first) for hit in batch][-count:]
 
     def scan_raw(self, paths: LogPaths, *, rotated: bool = True) -> Iterator[bytes]:
         """Like :meth:`scan`, but each record as the raw bytes of its lines, newline included.
 
         Nothing is decoded: bytes that are not UTF-8 pass through unchanged.
         """
-        for _, batch in self._batches(paths, rotated, raw_only=True):
-            yield from batch
+        for _, batch in self._batches(paths, rotated):
+            for hit in batch:
+                yield hit.raw
 
     def write(self, paths: LogPaths, out: IO[bytes], *, rotated: bool = True) -> int:
         """Copy the matching records, as they are in the files, to a binary stream.
@@ -389,7 +401,7 @@ class LogFilter:
         by_runs = self._run is not None
         for _, buf, end in self._buffers(paths, rotated):
             # One write a buffer: a write per record (or run) costs more than the copy.
-            data = self._scan_runs(buf, end) if by_runs else b"".join(self._scan(buf, end, raw_only=True))
+            data = self._scan_runs(buf, end) if by_runs else b"".join(hit.raw for hit in self._scan(buf, end))
             if data:
                 out.write(data)
                 written += len(data)
@@ -424,9 +436,9 @@ class LogFilter:
         """
         entry = self._entry
         source = os.fspath(path)
-        for batch in self._follow_batches(path, history, rotated, stop, poll_interval, raw_only=False):
-            for raw, tag, offset in batch:
-                yield entry(raw, tag, offset, source)
+        for batch in self._follow_batches(path, history, rotated, stop, poll_interval):
+            for hit in batch:
+                yield entry(hit, source)
 
     def follow_raw(
         self,
@@ -438,8 +450,9 @@ class LogFilter:
         poll_interval: float = 0.25,
     ) -> Iterator[bytes]:
         """Like :meth:`follow`, but each record as the raw bytes of its lines."""
-        for batch in self._follow_batches(path, history, rotated, stop, poll_interval, raw_only=True):
-            yield from batch
+        for batch in self._follow_batches(path, history, rotated, stop, poll_interval):
+            for hit in batch:
+                yield hit.raw
 
     def _follow_batches(
         self,
@@ -448,13 +461,12 @@ class LogFilter:
         rotated: bool,
         stop: Callable[[], bool] | None,
         poll_interval: float,
-        raw_only: bool,
-    ) -> Iterator[list[Any]]:
+    ) -> Iterator[list[_Hit]]:
         base = Path(path)
-        tail = FileTail(base, self.format._start.match, from_end=history is not None)
+        tail = FileTail(base, self.format.start.match, from_end=history is not None)
         older = [p for p in rotated_files(base) if p != base] if rotated else []
         if history is None:  # everything: the generations, then the file from its start
-            for _, batch in self._batches(older, rotated=False, raw_only=raw_only):
+            for _, batch in self._batches(older, rotated=False):
                 yield batch
         elif history > 0:
             # The file is opened (at its end) first and its history read up to
@@ -465,10 +477,10 @@ class LogFilter:
                 files.append((base, limit))
             records = self._last(files, history)
             if records:
-                yield [raw if raw_only else (raw, tag, offset) for _, raw, tag, offset in records]
+                yield [hit for _, hit in records]
         for item in tail.buffers(stop or (lambda: False), poll_interval):
             if item is not None:  # None: caught up with the writer
-                batch = self._scan(item[0], item[1], raw_only)
+                batch = self._scan(item[0], item[1])
                 if batch:
                     yield batch
 

@@ -32,6 +32,9 @@ record of another job by holding a newline and a header; the reader drops it
 from :attr:`LogEntry.continuation`.
 """
 
+# Date directives that write digits first.
+_DIGIT_DIRECTIVES: Final = ("%Y", "%m", "%d", "%H", "%y", "%j", "%I", "%M", "%S")
+
 # A line starting with the mark is never a record's first line.
 _UNMARKED: Final = b"(?!" + re.escape(CONTINUATION_MARK.encode()) + b")"
 
@@ -179,20 +182,20 @@ class LineFormat:
                 f"Invalid line format {fmt!r}: nothing comes before %(message)s, so a record's "
                 "first line cannot be told from a continuation line; add %(asctime)s"
             )
-        # A format that starts with the default asctime cannot match a marked line anyway.
-        lead = b"" if fmt.startswith("%(asctime)s") else _UNMARKED
-        self._header: re.Pattern[bytes] = re.compile(lead + b"".join(pieces))
-        start = lead + b"".join(plain)
-        self._start_source: bytes | None = start
-        self._start: re.Pattern[bytes] = re.compile(start)
-        # From a [TAG] hit: the rest of its line and every following line that
-        # does not start a record, in one regex call.
-        self._rest: re.Pattern[bytes] | None = re.compile(rb"[^\n]*\n?(?:(?!" + start + rb")[^\n]*\n)*")
-        self._line: re.Pattern[bytes] | None = None  # the pattern of a regex format
-        self._fast_time = "asctime" in seen and datefmt is None
+        # A line that starts with digits cannot be a marked one: no need to look.
+        digits_first = fmt.startswith("%(asctime)s") and (datefmt is None or datefmt[:2] in _DIGIT_DIRECTIVES)
+        lead = b"" if digits_first else _UNMARKED
+        self.header: re.Pattern[bytes] = re.compile(lead + b"".join(pieces))
+        """Matches a record's first line from its start up to where the message begins
+        (with a regex format: the whole line, the ``message`` group included)."""
+        self.start: re.Pattern[bytes] = re.compile(lead + b"".join(plain))
+        """Matches at the start of a line that starts a record (no groups)."""
         self.has_time = "asctime" in seen
         self.has_level = "levelname" in seen
         self._has_msecs = "msecs" in seen
+        self.sortable_time = self.has_time and datefmt is None and not self._has_msecs and tz is None
+        """The header's time is the default asctime and nothing else: its bytes sort as the times do."""
+        self._fast_time = self.has_time and datefmt is None
 
     @classmethod
     def from_regex(
@@ -226,24 +229,26 @@ class LineFormat:
         self.fmt = None
         self.datefmt = datefmt
         self.tz = tz
-        self._header = compiled
-        self._rest = None
-        self._start_source = None
-        self._start = compiled
-        self._line = compiled
+        self.header = compiled
+        self.start = compiled
         names = compiled.groupindex
-        self._fast_time = False
         self.has_time = "time" in names or "asctime" in names
         self.has_level = "level" in names or "levelname" in names
         self._has_msecs = "msecs" in names
+        self.sortable_time = False
+        self._fast_time = False
         return self
 
     fmt: str | None
     """The logging format string, or ``None`` for a regex format."""
+    has_time: bool
+    """Records carry their time (``%(asctime)s``, or a ``time`` group)."""
+    has_level: bool
+    """Records carry their level (``%(levelname)s``, or a ``level`` group)."""
 
     def __repr__(self) -> str:
         if self.fmt is None:
-            return f"LineFormat.from_regex({self._start.pattern!r})"
+            return f"LineFormat.from_regex({self.start.pattern!r})"
         return f"LineFormat({self.fmt!r}, datefmt={self.datefmt!r})"
 
     def _group(self, m: re.Match[bytes], *names: str) -> bytes | None:
@@ -254,7 +259,8 @@ class LineFormat:
                 return value if isinstance(value, bytes) else None
         return None
 
-    def _time(self, m: re.Match[bytes]) -> datetime:
+    def time_of(self, m: re.Match[bytes]) -> datetime:
+        """The time in a :attr:`header` match (``datetime.min`` when it holds none or no date)."""
         raw = self._group(m, "asctime", "time")
         if raw is None:
             return datetime.min
@@ -280,7 +286,8 @@ class LineFormat:
                 moment = moment.replace(microsecond=int(float(msecs) * 1000))
         return moment
 
-    def _level(self, m: re.Match[bytes]) -> str:
+    def level_of(self, m: re.Match[bytes]) -> str:
+        """The level name in a :attr:`header` match (``""`` when it holds none)."""
         raw = self._group(m, "levelname", "level")
         return raw.decode("utf-8", "replace").strip() if raw else ""
 
@@ -292,7 +299,7 @@ DEFAULT_FORMAT = LineFormat()
 # matching this, followed by a tag, is either a record of that tag or no record
 # start at all: inside a run of one job's records it is cheaper than the full
 # header and tells the same lines apart.
-DEFAULT_START: Final = DEFAULT_FORMAT._start_source
+DEFAULT_START: Final = DEFAULT_FORMAT.start.pattern
 DEFAULT_INSIDE: Final = rb"[^\n]{24}[^\n:]{1,%d}: " % _LEVEL_MAX
 
 

@@ -175,6 +175,6 @@ def resolve_registry(registry: TagRegistry | None) -> TagRegistry:
     if active is None:
         raise ConfigError(
             "No tag registry to resolve jobs against: pass registry=..., or call "
-            "otel_jobtags.install(registry=...) or otel_jobtags.use_registry(...)"
+            "otel_jobtags.install(registry=...) or otel_jobtags.context.use_registry(...)"
         )
     return active

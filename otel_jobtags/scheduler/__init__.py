@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         untagged_jobs,
     )
     from ._connection import SchedulerConnection, connect
+    from ._hostlock import SchedulerLock, default_lock_path, start_once_per_host
 
 __all__ = [
     "ATTR_JOB_DURATION_MS",
@@ -51,23 +52,29 @@ __all__ = [
     "RunRecordPolicy",
     "ScheduleMismatch",
     "SchedulerConnection",
+    "SchedulerLock",
     "SummarySnapshot",
     "compare_schedule",
     "connect",
+    "default_lock_path",
     "default_run_record_policy",
     "schedule_mismatches",
+    "start_once_per_host",
     "trigger_for",
     "unscheduled_tags",
     "untagged_jobs",
 ]
 
-# The names that need APScheduler, and the module that holds each.
+# The names that need APScheduler (or, for the host lock, a POSIX system), and their modules.
 _NEEDS_APSCHEDULER = {
     "ScheduleMismatch": "._checks",
     "SchedulerConnection": "._connection",
+    "SchedulerLock": "._hostlock",
     "compare_schedule": "._checks",
     "connect": "._connection",
+    "default_lock_path": "._hostlock",
     "schedule_mismatches": "._checks",
+    "start_once_per_host": "._hostlock",
     "trigger_for": "._checks",
     "unscheduled_tags": "._checks",
     "untagged_jobs": "._checks",

@@ -32,7 +32,10 @@ from support.otlp import GrpcReceiver, HttpReceiver, ReceivedLog, free_port
 
 import otel_jobtags as oj
 from otel_jobtags._diagnostics import Throttle
-from otel_jobtags.delivery import RECORD_OVERHEAD, DeliveryProcessor
+from otel_jobtags.configure import DeliverySettings, resolve_delivery_settings
+from otel_jobtags.context import use_registry
+from otel_jobtags.delivery import RECORD_OVERHEAD, DeliveryProcessor, DeliveryStats
+from otel_jobtags.handler import JobTagHandler
 from otel_jobtags.spool import Spool, SpooledBatch
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -101,7 +104,7 @@ def test_a_burst_of_100000_records_is_delivered_completely(
     records = receiver.wait_for(100_000, timeout=30)
     assert len(records) == 100_000
     assert [r.body for r in records] == [f"[AUTO_REBAL] processed: {i} items" for i in range(100_000)]
-    assert installation.stats == oj.DeliveryStats(
+    assert installation.stats == DeliveryStats(
         emitted=100_000, delivered=100_000, queued=0, dropped=0, rejected=0, failed_exports=0
     )
 
@@ -166,7 +169,7 @@ def test_after_an_outage_every_record_arrives_once_in_order_and_nothing_else(
     assert "otel-jobtags: grpc._channel WARNING: channel trouble" in lines
     failed = [line for line in lines if line.startswith("otel-jobtags: export failed (gRPC UNAVAILABLE")]
     assert 1 <= len(failed) <= 2  # throttled: one line per 10 s, naming the cause
-    assert all(line.endswith("retrying (records are kept)") for line in failed)
+    assert all("records waiting, retrying (records are kept)" in line for line in failed)
 
 
 def test_log_calls_never_wait_for_a_stuck_exporter(registry: oj.TagRegistry) -> None:
@@ -226,7 +229,7 @@ def test_past_the_record_bound_the_oldest_records_are_dropped_counted_and_report
 
     assert installation.force_flush(30_000)
     assert [r.body for r in receiver.wait_for(10, timeout=5)] == [f"record {i:02d}" for i in range(15, 25)]
-    assert installation.stats == oj.DeliveryStats(
+    assert installation.stats == DeliveryStats(
         emitted=25, delivered=10, queued=0, dropped=15, rejected=0, failed_exports=0
     )
     assert _stderr_lines(capsys.readouterr().err) == [
@@ -271,7 +274,7 @@ def test_with_a_spool_the_bound_drops_the_oldest_waiting_batch_and_its_file(
     assert installation.force_flush(30_000)
     expected = [f"record {i:02d}" for i in (*range(5), *range(10, 15))]
     assert [r.body for r in receiver.wait_for(10, timeout=5)] == expected
-    assert installation.stats == oj.DeliveryStats(
+    assert installation.stats == DeliveryStats(
         emitted=15,
         delivered=10,
         queued=0,
@@ -318,7 +321,7 @@ def _logging_to(processor: DeliveryProcessor) -> Iterator[logging.Logger]:
     log = logging.getLogger("app.refused")
     log.propagate = False
     log.setLevel(logging.INFO)
-    handler = oj.JobTagHandler(provider)
+    handler = JobTagHandler(provider)
     log.addHandler(handler)
     try:
         yield log
@@ -353,7 +356,7 @@ def test_a_record_the_receiver_refuses_is_rejected_and_reported_and_the_others_a
     # 3 failures of its batch, 1 of each part holding it (split at its first
     # failure: 5 records, then 2), then 3 on its own, each followed by an
     # accepted empty export (not counted: it sends no record).
-    assert stats == oj.DeliveryStats(
+    assert stats == DeliveryStats(
         emitted=100, delivered=99, queued=0, dropped=0, rejected=1, failed_exports=3 + 2 + 3
     )
     assert sink.probes == 3
@@ -380,7 +383,7 @@ def test_a_refused_record_logged_last_is_rejected_with_nothing_behind_it(
     assert sink.bodies() == [f"before {i}" for i in range(10)]
     # 3 failures before it is probed at all (a batch of one is not split), then
     # 2 more: 3 failures each followed by an accepted empty export.
-    assert stats == oj.DeliveryStats(
+    assert stats == DeliveryStats(
         emitted=11, delivered=10, queued=0, dropped=0, rejected=1, failed_exports=3 + 2
     )
     assert sink.probes == 3
@@ -406,7 +409,7 @@ def test_a_refused_batch_is_split_until_its_other_records_are_delivered_in_order
     assert sink.bodies() == [f"record {i}" for i in range(100) if i != 37] + [
         f"after {i}" for i in range(300)
     ]
-    assert stats == oj.DeliveryStats(
+    assert stats == DeliveryStats(
         emitted=400, delivered=399, queued=0, dropped=0, rejected=1, failed_exports=stats.failed_exports
     )
 
@@ -485,7 +488,7 @@ def test_during_an_outage_failing_batches_are_never_rejected(
 
     # Nothing sent out of order, nothing twice, after the outage either.
     assert [r.body for r in receiver.wait_for(300, timeout=5)] == [f"record {i}" for i in range(300)]
-    assert stats == oj.DeliveryStats(
+    assert stats == DeliveryStats(
         emitted=300, delivered=300, queued=0, dropped=0, rejected=0, failed_exports=stats.failed_exports
     )
     assert _refused_lines(capsys.readouterr().err) == []
@@ -510,7 +513,7 @@ def test_with_a_spool_a_refused_record_is_set_aside_and_not_sent_again_by_the_ne
     processor.shutdown()
 
     assert sink.bodies() == [f"good {i}" for i in range(10) if i != 2]
-    assert stats == oj.DeliveryStats(
+    assert stats == DeliveryStats(
         emitted=10, delivered=9, queued=0, dropped=0, rejected=1, failed_exports=stats.failed_exports
     )
     assert _batch_files(tmp_path) == []
@@ -525,7 +528,7 @@ def test_with_a_spool_a_refused_record_is_set_aside_and_not_sent_again_by_the_ne
     following = DeliveryProcessor(accepting, spool=Spool(tmp_path), **_FAST_RETRY)
     assert following.force_flush(10_000)
     following.shutdown()
-    assert following.stats == oj.DeliveryStats(
+    assert following.stats == DeliveryStats(
         emitted=0, delivered=0, queued=0, dropped=0, rejected=0, failed_exports=0
     )
     assert accepting.get_finished_logs() == ()
@@ -541,7 +544,7 @@ def test_internal_warnings_reach_stderr_throttled_with_a_count_of_those_held_bac
     stream.setFormatter(logging.Formatter("%(name)s %(levelname)s: %(message)s"))
     stream.setLevel(logging.WARNING)
     provider = LoggerProvider(shutdown_on_exit=False)
-    handler = oj.JobTagHandler(provider, stderr=stream, throttle_interval=0.3)
+    handler = JobTagHandler(provider, stderr=stream, throttle_interval=0.3)
     internal = logging.getLogger("grpc._channel")
     internal.addHandler(handler)
     internal.propagate = False
@@ -724,7 +727,7 @@ def test_corrupt_and_truncated_spool_files_are_skipped_with_a_warning(
         for i in range(3)
     ]
     # Every damaged file is refused when adopted, before its records are counted.
-    assert installation.stats == oj.DeliveryStats(
+    assert installation.stats == DeliveryStats(
         emitted=3, delivered=3, queued=0, dropped=0, rejected=0, failed_exports=0
     )
     err = _stderr_lines(capsys.readouterr().err)
@@ -936,7 +939,7 @@ def _exported(handler_factory: type[logging.Handler] | None, records: list[loggi
     provider = LoggerProvider(shutdown_on_exit=False)
     provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
     handler: logging.Handler = (
-        oj.JobTagHandler(provider) if handler_factory is None else handler_factory(logger_provider=provider)  # type: ignore[call-arg]
+        JobTagHandler(provider) if handler_factory is None else handler_factory(logger_provider=provider)  # type: ignore[call-arg]
     )
     for record in records:
         handler.handle(logging.makeLogRecord(dict(record.__dict__)))
@@ -957,7 +960,7 @@ def test_records_translate_exactly_as_the_contrib_handler_translates_them(regist
     from opentelemetry.instrumentation.logging.handler import LoggingHandler
 
     log = logging.getLogger("app.shape")
-    oj.use_registry(registry)
+    use_registry(registry)
     try:
         records: list[logging.LogRecord] = []
         filt = oj.JobTagFilter(registry)
@@ -984,7 +987,7 @@ def test_records_translate_exactly_as_the_contrib_handler_translates_them(regist
         )
         add(log.makeRecord("app.shape", 5, "f.py", 5, "[PRICE_CACHE] by prefix", (), None))
     finally:
-        oj.use_registry(None)
+        use_registry(None)
     assert _exported(None, records) == _exported(LoggingHandler, records)
     assert [body for body, *_ in _exported(None, records)] == [
         "[AUTO_REBAL] plain 1",
@@ -999,7 +1002,7 @@ def test_records_translate_exactly_as_the_contrib_handler_translates_them(regist
 
 
 def test_delivery_settings_resolve_from_arguments_then_environment_then_defaults(tmp_path: Path) -> None:
-    assert oj.resolve_delivery_settings(environ={}) == oj.DeliverySettings(
+    assert resolve_delivery_settings(environ={}) == DeliverySettings(
         max_queue_records=250_000,
         max_queue_bytes=256 * 1024 * 1024,
         shutdown_timeout=5.0,
@@ -1013,11 +1016,9 @@ def test_delivery_settings_resolve_from_arguments_then_environment_then_defaults
         "OTEL_JOBTAGS_SPOOL_DIR": str(tmp_path),
         "OTEL_JOBTAGS_EXPORT_TIMEOUT": "1",
     }
-    assert oj.resolve_delivery_settings(environ=env) == oj.DeliverySettings(
-        1000, 1_000_000, 2.5, tmp_path, 1.0
-    )
-    assert oj.resolve_delivery_settings(max_queue_records=7, shutdown_timeout=1, environ=env) == (
-        oj.DeliverySettings(7, 1_000_000, 1.0, tmp_path, 1.0)
+    assert resolve_delivery_settings(environ=env) == DeliverySettings(1000, 1_000_000, 2.5, tmp_path, 1.0)
+    assert resolve_delivery_settings(max_queue_records=7, shutdown_timeout=1, environ=env) == (
+        DeliverySettings(7, 1_000_000, 1.0, tmp_path, 1.0)
     )
 
 
@@ -1052,7 +1053,7 @@ def test_invalid_environment_values_are_rejected_naming_variable_and_value(
     env: dict[str, str], message: str
 ) -> None:
     with pytest.raises(oj.ConfigError, match=rf"^{re.escape(message)}$"):
-        oj.resolve_delivery_settings(environ=env)
+        resolve_delivery_settings(environ=env)
 
 
 @pytest.mark.parametrize(
@@ -1084,7 +1085,7 @@ def test_a_spool_dir_that_is_a_file_is_rejected(tmp_path: Path) -> None:
         match=rf"^Invalid OTEL_JOBTAGS_SPOOL_DIR={re.escape(repr(str(file)))}: "
         r"it is a file; give a directory$",
     ):
-        oj.resolve_delivery_settings(environ={"OTEL_JOBTAGS_SPOOL_DIR": str(file)})
+        resolve_delivery_settings(environ={"OTEL_JOBTAGS_SPOOL_DIR": str(file)})
 
 
 def test_a_spool_dir_that_cannot_be_created_is_rejected_at_install(tmp_path: Path) -> None:

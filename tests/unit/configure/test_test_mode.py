@@ -14,7 +14,7 @@ from support.otlp import free_port
 
 import otel_jobtags
 from otel_jobtags import ConfigError, TagRegistry, job_context
-from otel_jobtags.testing import ExportedLog, export_in_memory
+from otel_jobtags.testing import ExportedLog, capture_exports, export_in_memory
 
 APP = textwrap.dedent(
     """
@@ -94,3 +94,35 @@ def test_export_in_memory_shows_what_would_be_exported(registry: TagRegistry) ->
             )
         ]
     assert otel_jobtags.configure.current_installation() is None
+
+
+def create_app(registry: TagRegistry) -> otel_jobtags.configure.Installation:
+    """An application's factory: it installs with its production settings."""
+    return otel_jobtags.install(
+        registry, service_name="web", endpoint="http://collector.invalid:4317", level="INFO"
+    )
+
+
+def test_capture_exports_turns_the_applications_own_install_to_memory(registry: TagRegistry) -> None:
+    with capture_exports() as exported:
+        installation = create_app(registry)
+        with job_context(registry.PRICE_CACHE, run_id="r1"):
+            logging.getLogger("app.prices").warning("stale quote")
+        assert exported.records() == [
+            ExportedLog(
+                "WARN",
+                "[PRICE_CACHE] stale quote",
+                {"job.tag": "PRICE_CACHE", "job.id": "price_cache", "job.run_id": "r1"},
+            )
+        ]
+    assert installation.settings is None  # no OTLP exporter was made
+    installation.shutdown()
+    assert installation.stats.delivered == 1
+
+
+def test_outside_capture_exports_install_uses_its_settings_again(registry: TagRegistry) -> None:
+    with capture_exports():
+        pass
+    assert create_app(registry).settings == otel_jobtags.configure.Settings(
+        "grpc", "http://collector.invalid:4317", {}, "web"
+    )
