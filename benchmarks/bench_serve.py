@@ -186,21 +186,26 @@ def receiver_capacity(count: int, connections: int = 2) -> tuple[float, float]:
     sys.path.insert(0, str(ROOT / "tests"))
     from support.serve import export_request
 
-    body = export_request([f"rebalanced portfolio {i}: {i % 7} orders" for i in range(512)])
     batches = count // 512 // connections
+    start = time.time_ns()
+    bodies = [f"rebalanced portfolio {i}: {i % 7} orders" for i in range(512)]
+    encoded = [
+        [export_request(bodies, start_ns=start + (n * batches + b) * 1_000_000) for b in range(batches)]
+        for n in range(connections)
+    ]  # times increase as they would from an application: the store's indexes append
 
     with tempfile.TemporaryDirectory() as folder, serve_process(Path(folder) / "raw.db") as (serve, port):
 
-        def send() -> None:
+        def send(mine: list[bytes]) -> None:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            for _ in range(batches):
+            for body in mine:
                 connection.request(
                     "POST", "/v1/logs", body=body, headers={"Content-Type": "application/x-protobuf"}
                 )
                 connection.getresponse().read()
             connection.close()
 
-        threads = [threading.Thread(target=send) for _ in range(connections)]
+        threads = [threading.Thread(target=send, args=(mine,)) for mine in encoded]
         cpu_before = cpu_seconds(serve.pid)
         started = time.perf_counter()
         for thread in threads:
