@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ..grafana import FAILING, LATE, OVERLAPPING, overlapping_instances, overlapping_runs
 from ..store import LEVELS, RecordPage, Run, StoredRecord
@@ -91,7 +91,7 @@ def _stats(row: JobRow, now: datetime, window_text: str) -> str:
     return f'<div class="cards" title="over {esc(window_text)}">{items}</div>'
 
 
-def _filters(base: str, row: JobRow, f: RecordFilter, given: Mapping[str, str]) -> str:
+def _filters(base: str, row: JobRow, f: RecordFilter, given: Mapping[str, str], default: timedelta) -> str:
     levels = "".join(
         f'<option value="{lv}"{" selected" if f.level == lv else ""}>{lv.lower()} and above</option>'
         for lv in LEVELS
@@ -106,7 +106,8 @@ def _filters(base: str, row: JobRow, f: RecordFilter, given: Mapping[str, str]) 
     return (
         f'<form class="filters" method="get" action="{esc(job_href(base, row.tag))}">'
         f'<label>Level <select name="level"><option value="">any</option>{levels}</select></label>'
-        f'<label>Time <select name="since"><option value="">last 24h</option>{options}</select></label>'
+        f'<label>Time <select name="since"><option value="">last {esc(span_text(default))}</option>{options}'
+        "</select></label>"
         f'<label>Until <input name="until" value="{esc(given.get("until", ""))}" placeholder="now" '
         'size="12"></label>'
         f'<label>Text <input name="q" value="{esc(f.text or "")}" placeholder="contains…" size="18"></label>'
@@ -202,11 +203,12 @@ def job_page(
     runs: Sequence[Run],
     lines: RecordPage,
     api_query: str,
+    default_since: timedelta,
 ) -> str:
     """The whole job page."""
     until = f.until or now
     span = until - f.since
-    window_text = given.get("since") or "24h"
+    window_text = given.get("since", "")
     sub = " · ".join(
         p for p in (row.job_id or "", row.description, row.schedule or "not in the registry") if p
     )
@@ -228,7 +230,7 @@ def job_page(
     legend = "".join(_key(f"run-{o}", o) for o in ("success", "error", "cancelled", "missed", "skipped"))
     level_keys = "".join(_key(f"lvl-{lv}", lv.lower()) for lv in reversed(LEVELS))
     body = (
-        f"{heading}{_stats(row, now, span_text(span))}{_filters(base, row, f, given)}"
+        f"{heading}{_stats(row, now, span_text(span))}{_filters(base, row, f, given, default_since)}"
         f'<section><h2>Levels over time <span class="muted">{esc(iso(f.since))} → '
         f"{esc(iso(until))}</span></h2>"
         f'<div class="legend">{level_keys}</div>{levels_chart(levels, f.since, until)}'

@@ -475,3 +475,12 @@ def test_a_huge_record_is_shown_cut_and_whole_in_the_api(tmp_path: Path) -> None
         )
         assert "<dd>" + "y" * 20_000 + '<span class="muted">… 30,000 more characters</span></dd>' in page.text
         assert call(app, "/api/v1/records", "job.tag=BIG").json()["records"][0]["body"] == body
+
+
+def test_the_default_window_is_the_one_given_to_create_app(store: Store, registry: TagRegistry) -> None:
+    app = create_app(store, registry, window=timedelta(hours=6), clock=lambda: NOW)
+    jobs = call(app, "/api/v1/jobs").json()
+    assert (jobs["window_seconds"], jobs["jobs"][1]["runs"]) == (21600.0, 6)
+    page = call(app, "/jobs/AUTO_REBAL").text
+    assert '<select name="since"><option value="">last 6 h</option>' in page
+    assert re.findall(r'<div class="card"><span>Runs</span><b>(\d+)</b>', page) == ["6"]
