@@ -252,6 +252,7 @@ class JobsView:
             runs=runs,
             lines=lines,
             api_query=urlencode({k: v for k, v in api.items() if v}),
+            default_since=self.window,
         )
 
     def _records(self, f: RecordFilter) -> Any:

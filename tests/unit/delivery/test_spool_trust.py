@@ -147,6 +147,27 @@ def test_a_batch_owned_by_another_user_is_refused_with_a_warning(
     ]
 
 
+def test_a_batch_that_is_a_symbolic_link_is_refused_with_a_warning_and_never_followed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "spool"
+    spool_records(directory, "mine")
+    (mine,) = directory.glob("*.batch")
+    link = mine.with_name(mine.name.replace("-0000000001.batch", "-0000000002.batch"))
+    secret = tmp_path / "secret.batch"
+    shutil.copy(mine, secret)  # a valid batch elsewhere: following the link would export it
+    link.symlink_to(secret)
+    capsys.readouterr()
+
+    assert delivered_from(directory) == ["mine"]
+    assert capsys.readouterr().err.splitlines() == [
+        f"otel-jobtags: skipping spool file {link}: {link.name}: a symbolic link, not a file this spool "
+        f"wrote; kept as {link.name}.corrupt"
+    ]
+    assert (directory / f"{link.name}.corrupt").is_symlink()
+    assert secret.exists()
+
+
 def test_a_key_file_others_can_read_is_refused_at_install(tmp_path: Path) -> None:
     directory = tmp_path / "spool"
     spool_records(directory, "x")
