@@ -408,9 +408,12 @@ class DeliveryProcessor(LogRecordProcessor):
                 self._wait(action.until)
             elif isinstance(action, Finish):
                 self._finished(action)
-            elif isinstance(action, Evict):
-                if self._spool is not None and isinstance(action.batch.tag, SpooledBatch):
-                    self._spool.remove(action.batch.tag)
+            elif (
+                isinstance(action, Evict)
+                and self._spool is not None
+                and isinstance(action.batch.tag, SpooledBatch)
+            ):
+                self._spool.remove(action.batch.tag)
 
     def _wait(self, until: float | None) -> None:
         timeout = self._schedule_delay
