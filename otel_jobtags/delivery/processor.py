@@ -396,6 +396,9 @@ class DeliveryProcessor(LogRecordProcessor):
         self.queue.reserve(sending, (machine.held_records, machine.held_bytes))
 
     def _perform(self, actions: list[Any]) -> None:
+        for action in actions:
+            if isinstance(action, Split):
+                self._split(action)  # its parts are written in the batch's place
         if self._spool is not None:
             self._spool_new_batches()  # write-ahead: on disk before it is sent
         for action in actions:
@@ -405,11 +408,12 @@ class DeliveryProcessor(LogRecordProcessor):
                 self._wait(action.until)
             elif isinstance(action, Finish):
                 self._finished(action)
-            elif isinstance(action, Evict):
-                if self._spool is not None and isinstance(action.batch.tag, SpooledBatch):
-                    self._spool.remove(action.batch.tag)
-            elif isinstance(action, Split):
-                self._split(action)
+            elif (
+                isinstance(action, Evict)
+                and self._spool is not None
+                and isinstance(action.batch.tag, SpooledBatch)
+            ):
+                self._spool.remove(action.batch.tag)
 
     def _wait(self, until: float | None) -> None:
         timeout = self._schedule_delay
@@ -515,13 +519,10 @@ class DeliveryProcessor(LogRecordProcessor):
         spool = self._spool
         assert spool is not None
         with self._lock:
-            pending = list(self._machine.pending)
-        fresh = []
-        for batch in reversed(pending):
-            if batch.tag is not None:
-                break
-            fresh.append(batch)
-        for batch in reversed(fresh):
+            # Batches not written yet (tag None; False: writing failed, kept in
+            # memory). Not only at the tail: adopted batches come after fresh ones.
+            fresh = [batch for batch in self._machine.pending if batch.tag is None]
+        for batch in fresh:
             records = self._records(batch)
             if records is None:
                 continue

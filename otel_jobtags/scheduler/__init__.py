@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._runner import JobRun, arun_job, run_job
 from ._runs import (
     ATTR_JOB_DURATION_MS,
     ATTR_JOB_OUTCOME,
@@ -48,16 +49,19 @@ __all__ = [
     "ATTR_JOB_SCHEDULED_TIME",
     "FREQUENT_PERIOD",
     "RUNS_LOGGER",
+    "JobRun",
     "PeriodicSummary",
     "RunRecordPolicy",
     "ScheduleMismatch",
     "SchedulerConnection",
     "SchedulerLock",
     "SummarySnapshot",
+    "arun_job",
     "compare_schedule",
     "connect",
     "default_lock_path",
     "default_run_record_policy",
+    "run_job",
     "schedule_mismatches",
     "start_once_per_host",
     "trigger_for",
