@@ -1,9 +1,11 @@
-"""gunicorn with 2 workers (no ``--preload``): each job runs once per tick, and survives its worker's SIGKILL.
+"""gunicorn with 2 workers: each job runs once per tick, and survives its worker's SIGKILL.
 
-Each worker imports the application, which adds its jobs and calls
-``start_once_per_host`` instead of ``scheduler.start()``. Every run is
-written to a file as ``<pid> <scheduled run time>`` by a scheduler listener,
-so the test sees which process ran which tick.
+Without ``--preload`` each worker imports the application, which adds its
+jobs and calls ``start_once_per_host`` instead of ``scheduler.start()``. With
+``--preload`` the master imports it once, before the fork, and each worker
+calls ``start_once_per_host`` from gunicorn's ``post_worker_init`` hook (the
+documented recipe). Every run is written to a file as ``<pid> <scheduled run
+time>`` by a scheduler listener, so the test sees which process ran which tick.
 """
 
 from __future__ import annotations
@@ -46,7 +48,14 @@ scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"misfire_grace_tim
 scheduler.add_job(refresh_prices, "interval", seconds=1, id="price_cache")
 scheduler.add_listener(record_run, EVENT_JOB_EXECUTED)
 connect(scheduler, jobs)
-lock = start_once_per_host(scheduler, jobs, lock_path=os.environ["LOCK_FILE"], retry_every=0.2)
+
+
+def start_scheduler():
+    return start_once_per_host(scheduler, jobs, lock_path=os.environ["LOCK_FILE"], retry_every=0.2)
+
+
+if not os.environ.get("PRELOADED"):
+    lock = start_scheduler()
 
 def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
@@ -58,6 +67,14 @@ def workers_of(pid: int, count: int) -> set[int] | None:
     """The ``count`` workers of gunicorn's master ``pid``, once there are exactly that many."""
     found = children(pid)
     return found if len(found) == count else None
+
+
+CONFIG = """
+def post_worker_init(worker):
+    import lockapp
+
+    lockapp.lock = lockapp.start_scheduler()
+"""
 
 
 def children(pid: int) -> set[int]:
@@ -90,13 +107,20 @@ class Runs:
         return [when for who, when in self.all() if who == pid]
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Runs, Path, Path]]:
+@pytest.fixture(params=["no-preload", "preload"])
+def server(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], Runs, Path, Path]]:
     try:
         import gunicorn  # noqa: F401
     except ImportError:
         unavailable("gunicorn is not installed: pip install -e '.[test]'")
     (tmp_path / "lockapp.py").write_text(textwrap.dedent(APP), encoding="utf-8")
+    preload = request.param == "preload"
+    options = []
+    if preload:
+        (tmp_path / "gunicorn_conf.py").write_text(textwrap.dedent(CONFIG), encoding="utf-8")
+        options = ["--preload", "--config=python:gunicorn_conf"]
     lock_file = tmp_path / "scheduler.lock"
     env = {
         **os.environ,
@@ -104,6 +128,7 @@ def server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Runs, Path
         "RUNS_FILE": str(tmp_path / "runs.txt"),
         "LOCK_FILE": str(lock_file),
         "OTEL_LOGS_EXPORTER": "none",
+        **({"PRELOADED": "1"} if preload else {}),
     }
     log_path = tmp_path / "gunicorn.log"
     with log_path.open("wb") as output:
@@ -113,6 +138,7 @@ def server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Runs, Path
                 "-m",
                 "gunicorn",
                 "--workers=2",
+                *options,
                 f"--bind=127.0.0.1:{free_port()}",
                 "--graceful-timeout=5",
                 "lockapp:app",
