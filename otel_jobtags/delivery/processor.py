@@ -45,7 +45,7 @@ from .internal import exporting
 from .machine import Batch, DeliveryMachine, Evict, Finish, Probe, Send, Split, Wait
 from .outcome import Outcome, export_classified
 from .queue import RecordQueue
-from .records import RecordBuilder, bounded, record_size
+from .records import RecordBuilder, bounded, hashed, record_size
 
 __all__ = [
     "DEFAULT_MAX_BATCH_BYTES",
@@ -306,19 +306,23 @@ class DeliveryProcessor(LogRecordProcessor):
                 out.append(item)
                 continue
             rec: ReadWriteLogRecord = item
-            resource = rec.resource if rec.resource is not None else Resource.get_empty()
-            if self._forked:
-                resource = self._child_resource(resource)
+            resource = self._child_resource(
+                rec.resource if rec.resource is not None else Resource.get_empty()
+            )
             readable = bounded(rec.log_record, resource, rec.instrumentation_scope, rec.limits)
             out.append(builder.clean(readable))
         return out
 
     def _child_resource(self, resource: Resource) -> Resource:
-        # The SDK gives a forked child the parent's resource; records must name
-        # the process that wrote them.
+        # The resource records are exported with: the SDK gives a forked child
+        # the parent's resource, and records must name the process that wrote
+        # them; and its hash is kept (see records.hashed).
         entry = self._resource_map.get(id(resource))
         if entry is None or entry[0] is not resource:
-            entry = (resource, resource.merge(Resource(self._child_resource_attributes)))
+            exported = resource
+            if self._forked:
+                exported = resource.merge(Resource(self._child_resource_attributes))
+            entry = (resource, hashed(exported))
             self._resource_map[id(resource)] = entry
         return entry[1]
 
