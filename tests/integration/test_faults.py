@@ -128,16 +128,6 @@ def stack(tmp_path: Path, collector_binary: Path, toxiproxy_binary: Path) -> Ite
     yield from start_stack(tmp_path, collector_binary, toxiproxy_binary)
 
 
-@pytest.fixture
-def jobs() -> TagRegistry:
-    """Three jobs, each logging its own numbered records."""
-    registry = TagRegistry()
-    registry.define("AUTO_REBAL", "auto_rebalance", "automatic portfolio rebalancing", "hourly at minute 17")
-    registry.define("PRICE_CACHE", "price_cache", "refresh the price cache", "every 5 s")
-    registry.define("DAILY_SUMMARY", "send_daily_summary", "send the daily summary", "daily 09:00")
-    return registry
-
-
 def install(
     stack: Stack, registry: TagRegistry, protocol: str = "grpc"
 ) -> otel_jobtags.configure.Installation:
@@ -271,12 +261,12 @@ APP_FAULTS = [
 
 @pytest.mark.parametrize("fault", APP_FAULTS, ids=str)
 def test_application_leg_fault_loses_nothing_and_keeps_order(
-    stack: Stack, jobs: TagRegistry, fault: AppFault
+    stack: Stack, registry: TagRegistry, fault: AppFault
 ) -> None:
     proxy = stack.app_proxy if fault.protocol == "grpc" else stack.app_http_proxy
-    installation = install(stack, jobs, fault.protocol)
+    installation = install(stack, registry, fault.protocol)
     toxic = proxy.add_toxic(fault.kind, stream=fault.stream, **fault.attributes)
-    log_records(jobs, stack.run)
+    log_records(registry, stack.run)
     if fault.lifted:
         # The fault has acted (a first batch taken before it was complete
         # may have got through: the worker wakes on a timer too).
@@ -332,12 +322,12 @@ FAULT_HELD_S = 3.0
 
 @pytest.mark.parametrize("fault", BACKEND_FAULTS, ids=str)
 def test_backend_leg_fault_loses_nothing_and_keeps_order(
-    stack: Stack, jobs: TagRegistry, fault: BackendFault
+    stack: Stack, registry: TagRegistry, fault: BackendFault
 ) -> None:
-    installation = install(stack, jobs)
+    installation = install(stack, registry)
     started = time.monotonic()
     toxic = stack.backend_proxy.add_toxic(fault.kind, stream=fault.stream, **fault.attributes)
-    log_records(jobs, stack.run)
+    log_records(registry, stack.run)
     # The collector has taken every record (it answers once they are in its queue).
     assert installation.force_flush(int(DELIVERY_TIMEOUT_S * 1000)), installation.stats
     expected = PER_JOB * len(JOBS)
@@ -381,11 +371,11 @@ refusal for a poison record (5 failures, splitting down to one record, 5 accepte
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_memory_limiter_refusing_data_loses_nothing(
-    refusing_stack: Stack, jobs: TagRegistry, collector_binary: Path, protocol: str
+    refusing_stack: Stack, registry: TagRegistry, collector_binary: Path, protocol: str
 ) -> None:
     stack = refusing_stack
-    installation = install(stack, jobs, protocol)
-    log_records(jobs, stack.run, per_job=2)
+    installation = install(stack, registry, protocol)
+    log_records(registry, stack.run, per_job=2)
     # The memory limiter refuses every request with data (gRPC UNAVAILABLE,
     # HTTP 503: retryable), while an empty request is still accepted.
     poll_until(
