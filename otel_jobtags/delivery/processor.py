@@ -45,7 +45,7 @@ from .internal import exporting
 from .machine import Batch, DeliveryMachine, Evict, Finish, Probe, Send, Split, Wait
 from .outcome import Outcome, export_classified
 from .queue import RecordQueue
-from .records import RecordBuilder, bounded, record_size
+from .records import RecordBuilder, bounded, hashed, record_size
 
 __all__ = [
     "DEFAULT_MAX_BATCH_BYTES",
@@ -306,19 +306,23 @@ class DeliveryProcessor(LogRecordProcessor):
                 out.append(item)
                 continue
             rec: ReadWriteLogRecord = item
-            resource = rec.resource if rec.resource is not None else Resource.get_empty()
-            if self._forked:
-                resource = self._child_resource(resource)
+            resource = self._child_resource(
+                rec.resource if rec.resource is not None else Resource.get_empty()
+            )
             readable = bounded(rec.log_record, resource, rec.instrumentation_scope, rec.limits)
             out.append(builder.clean(readable))
         return out
 
     def _child_resource(self, resource: Resource) -> Resource:
-        # The SDK gives a forked child the parent's resource; records must name
-        # the process that wrote them.
+        # The resource records are exported with: the SDK gives a forked child
+        # the parent's resource, and records must name the process that wrote
+        # them; and its hash is kept (see records.hashed).
         entry = self._resource_map.get(id(resource))
         if entry is None or entry[0] is not resource:
-            entry = (resource, resource.merge(Resource(self._child_resource_attributes)))
+            exported = resource
+            if self._forked:
+                exported = resource.merge(Resource(self._child_resource_attributes))
+            entry = (resource, hashed(exported))
             self._resource_map[id(resource)] = entry
         return entry[1]
 
@@ -396,6 +400,9 @@ class DeliveryProcessor(LogRecordProcessor):
         self.queue.reserve(sending, (machine.held_records, machine.held_bytes))
 
     def _perform(self, actions: list[Any]) -> None:
+        for action in actions:
+            if isinstance(action, Split):
+                self._split(action)  # its parts are written in the batch's place
         if self._spool is not None:
             self._spool_new_batches()  # write-ahead: on disk before it is sent
         for action in actions:
@@ -405,11 +412,12 @@ class DeliveryProcessor(LogRecordProcessor):
                 self._wait(action.until)
             elif isinstance(action, Finish):
                 self._finished(action)
-            elif isinstance(action, Evict):
-                if self._spool is not None and isinstance(action.batch.tag, SpooledBatch):
-                    self._spool.remove(action.batch.tag)
-            elif isinstance(action, Split):
-                self._split(action)
+            elif (
+                isinstance(action, Evict)
+                and self._spool is not None
+                and isinstance(action.batch.tag, SpooledBatch)
+            ):
+                self._spool.remove(action.batch.tag)
 
     def _wait(self, until: float | None) -> None:
         timeout = self._schedule_delay
@@ -515,13 +523,10 @@ class DeliveryProcessor(LogRecordProcessor):
         spool = self._spool
         assert spool is not None
         with self._lock:
-            pending = list(self._machine.pending)
-        fresh = []
-        for batch in reversed(pending):
-            if batch.tag is not None:
-                break
-            fresh.append(batch)
-        for batch in reversed(fresh):
+            # Batches not written yet (tag None; False: writing failed, kept in
+            # memory). Not only at the tail: adopted batches come after fresh ones.
+            fresh = [batch for batch in self._machine.pending if batch.tag is None]
+        for batch in fresh:
             records = self._records(batch)
             if records is None:
                 continue

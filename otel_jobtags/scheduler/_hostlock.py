@@ -42,7 +42,7 @@ from .. import _diagnostics, _fork
 from ..errors import ConfigError
 from ..tags import TagRegistry
 
-__all__ = ["LOCK_PATH_VARIABLE", "SchedulerLock", "default_lock_path", "start_once_per_host"]
+__all__ = ["LOCK_PATH_VARIABLE", "RunningMark", "SchedulerLock", "default_lock_path", "start_once_per_host"]
 
 LOCK_PATH_VARIABLE = "OTEL_JOBTAGS_SCHEDULER_LOCK"
 """The environment variable naming the lock file, when ``lock_path`` is not given."""
@@ -260,3 +260,85 @@ def start_once_per_host(
     return SchedulerLock(
         scheduler, _resolve_path(lock_path, registry), retry_every=float(retry_every), paused=paused
     )
+
+
+_warned_twice: set[Path] = set()
+
+
+class RunningMark:
+    """Tells the processes of this host that this one runs a scheduler for a registry's jobs.
+
+    A connected scheduler that starts takes an exclusive ``flock`` on
+    ``<default lock path>.running`` (without waiting) and holds it while it
+    runs. When another process already holds it, two schedulers run the same
+    jobs here -- every job once per process, the gunicorn-workers pitfall --
+    and this is said once on stderr. With :func:`start_once_per_host` only
+    the holder starts a scheduler, so this never fires. Best effort: a
+    directory it cannot write means no check, never an error.
+    """
+
+    def __init__(self, registry: TagRegistry) -> None:
+        self.path = default_lock_path(registry).with_suffix(".running")
+        self._fd: int | None = None
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        _fork.register_at_fork(after_in_child=self._after_fork_in_child)
+
+    def mark(self) -> None:
+        """Take the mark, or say once that another process of this host holds it."""
+        with self._lock:
+            if self._fd is not None:
+                return
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError:
+                return
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = _read_holder(fd)
+                os.close(fd)
+                if holder != os.getpid():
+                    self._warn(holder)
+                return
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+            self._fd = fd
+
+    def unmark(self) -> None:
+        """Let the mark go (the scheduler has shut down, or the connection is closed)."""
+        with self._lock:
+            fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def _warn(self, holder: int | None) -> None:
+        if self.path in _warned_twice:
+            return
+        _warned_twice.add(self.path)
+        who = f"pid {holder}" if holder is not None else "another process"
+        _diagnostics.write(
+            f"{who} on this host already runs a scheduler for the same jobs, and this "
+            f"process (pid {os.getpid()}) starts another: every job now runs once per process. In "
+            "gunicorn/uWSGI workers start it with otel_jobtags.scheduler.start_once_per_host(scheduler, "
+            "registry) instead of scheduler.start() (said once)"
+        )
+
+    def _after_fork_in_child(self) -> None:
+        # As for SchedulerLock: the child's copy of the open file must not keep the mark alive.
+        if os.getpid() != self._pid:
+            self._pid = os.getpid()
+            fd, self._fd = self._fd, None
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+
+def _read_holder(fd: int) -> int | None:
+    try:
+        words = os.pread(fd, 100, 0).split()
+        return int(words[0]) if words else None
+    except (OSError, ValueError):
+        return None

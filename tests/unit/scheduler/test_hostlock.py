@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from otel_jobtags import ConfigError, TagRegistry
-from otel_jobtags.scheduler import SchedulerLock, default_lock_path, start_once_per_host
+from otel_jobtags.scheduler import SchedulerLock, connect, default_lock_path, start_once_per_host
 from otel_jobtags.testing import capture_logs
 
 
@@ -115,3 +117,72 @@ def test_retry_every_must_be_a_positive_number(registry: TagRegistry, tmp_path: 
         ConfigError, match=r"^Invalid retry_every=.*: give a positive number of seconds, e\.g\. 1\.0$"
     ):
         start_once_per_host(scheduler(), registry, lock_path=tmp_path / "x.lock", retry_every=value)  # type: ignore[arg-type]
+
+
+OTHER_PROCESS = """
+import sys
+from apscheduler.schedulers.background import BackgroundScheduler
+from otel_jobtags import TagRegistry
+from otel_jobtags.scheduler import connect
+
+jobs = TagRegistry()
+jobs.define("AUTO_REBAL", "auto_rebalance", "rebalance the portfolio", "hourly at minute 17")
+scheduler = BackgroundScheduler(timezone="UTC")
+connect(scheduler, jobs)
+scheduler.start()
+print("started", flush=True)
+sys.stdin.read()  # until the test closes it
+scheduler.shutdown()
+"""
+
+
+def test_a_second_process_starting_a_scheduler_for_the_same_jobs_is_told_once(
+    registry: TagRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    other = subprocess.Popen(
+        [sys.executable, "-c", OTHER_PROCESS],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        assert other.stdout is not None and other.stdout.readline() == "started\n"
+        for _ in range(2):  # said once, however many schedulers follow
+            scheduler = BackgroundScheduler(timezone="UTC")
+            connection = connect(scheduler, registry)
+            scheduler.start()
+            scheduler.shutdown()
+            connection.disconnect()
+    finally:
+        assert other.stdin is not None
+        other.stdin.close()
+        assert other.wait(30) == 0
+    assert capsys.readouterr().err == (
+        f"otel-jobtags: pid {other.pid} on this host already runs a scheduler for the same jobs, and this "
+        f"process (pid {os.getpid()}) starts another: every job now runs once per process. In gunicorn/uWSGI "
+        "workers start it with otel_jobtags.scheduler.start_once_per_host(scheduler, registry) instead of "
+        "scheduler.start() (said once)\n"
+    )
+    # Once the other process has ended, a scheduler here takes the mark without a word.
+    scheduler = BackgroundScheduler(timezone="UTC")
+    connection = connect(scheduler, registry)
+    scheduler.start()
+    scheduler.shutdown()
+    connection.disconnect()
+    assert capsys.readouterr().err == ""
+
+
+def test_schedulers_of_one_process_do_not_warn_about_each_other(
+    registry: TagRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    schedulers = [BackgroundScheduler(timezone="UTC") for _ in range(2)]
+    connections = [connect(s, registry) for s in schedulers]
+    for s in schedulers:
+        s.start()
+    for s, c in zip(schedulers, connections, strict=True):
+        s.shutdown()
+        c.disconnect()
+    assert capsys.readouterr().err == ""
