@@ -5,9 +5,12 @@
 
 Ingest: ``otel-jobtags serve`` runs in its own process (OTLP/HTTP only); an
 application in another process calls ``otel_jobtags.install(protocol=
-"http/protobuf")`` with its defaults and logs ``--ingest`` records in a job as
-fast as it can. Timed from the first log call until the last record is
-committed in the store. Next to it, in the same run, the same application with
+"http/protobuf")`` with its defaults and logs ``--ingest`` records in a job:
+paced at ``--rate`` records/s (a steady application), then as fast as it can
+(one process, then ``--apps`` processes). Timed from the first log call until
+the last record is committed in the store. Flat out, the application's own
+logging loop holds the GIL and starves its exporter thread, so those columns
+measure the application more than the receiver. Next to it, in the same run, the same application with
 a no-op exporter (how fast the application side can emit at all: the ceiling
 any receiver is measured against), and the receiver's CPU time (user + system,
 from /proc) and the store's bytes per record.
@@ -66,7 +69,7 @@ APPLICATION = textwrap.dedent(
         def force_flush(self, timeout_millis=30000):
             return True
 
-    count, endpoint = int(sys.argv[1]), sys.argv[2]
+    count, endpoint, rate = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
     jobs = TagRegistry()
     tag = jobs.define("AUTO_REBAL", "auto_rebalance", "automatic portfolio rebalancing", "every 5 s")
     options = {"exporter": Null()}
@@ -76,8 +79,17 @@ APPLICATION = textwrap.dedent(
     log = logging.getLogger("bench.app")
     started = time.perf_counter()
     with job_context(tag, run_id="run-1"):
-        for i in range(count):
-            log.info("rebalanced portfolio %d: %d orders", i, i % 7)
+        if rate <= 0:  # flat out
+            for i in range(count):
+                log.info("rebalanced portfolio %d: %d orders", i, i % 7)
+        else:  # paced: rate/100 records every 10 ms, as a steady application would log
+            step = max(1, int(rate / 100))
+            for start in range(0, count, step):
+                for i in range(start, min(count, start + step)):
+                    log.info("rebalanced portfolio %d: %d orders", i, i % 7)
+                pause = started + (start + step) / rate - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)
     emitted = time.perf_counter()
     installation.shutdown()
     print(started, emitted, time.perf_counter(), flush=True)
@@ -115,9 +127,12 @@ def committed(db: Path) -> int:
         connection.close()
 
 
-def application(count: int, endpoint: str) -> tuple[subprocess.Popen[str], float]:
+def application(count: int, endpoint: str, rate: float = 0) -> tuple[subprocess.Popen[str], float]:
     process = subprocess.Popen(
-        [sys.executable, "-c", APPLICATION, str(count), endpoint], stdout=subprocess.PIPE, text=True, env=ENV
+        [sys.executable, "-c", APPLICATION, str(count), endpoint, str(rate)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=ENV,
     )
     return process, time.perf_counter()
 
@@ -144,12 +159,13 @@ def serve_process(db: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
         serve.wait(60)
 
 
-def ingest(count: int, apps: int) -> dict[str, float]:
+def ingest(count: int, apps: int, rate: float = 0) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         db = Path(folder) / "bench.db"
         with serve_process(db) as (serve, port):
             cpu_before = cpu_seconds(serve.pid)
-            running = [application(count // apps, f"http://127.0.0.1:{port}")[0] for _ in range(apps)]
+            endpoint = f"http://127.0.0.1:{port}"
+            running = [application(count // apps, endpoint, rate / apps)[0] for _ in range(apps)]
             while committed(db) < count and any(app.poll() is None for app in running):
                 time.sleep(0.02)
             done = time.perf_counter()
@@ -173,6 +189,7 @@ def ingest(count: int, apps: int) -> dict[str, float]:
         "rate": stored / elapsed,
         "emit_rate": count / (emitted - started),
         "elapsed": elapsed,
+        "lag": done - emitted,
         "cpu": cpu,
         "bytes": size / max(1, stored),
     }
@@ -277,18 +294,20 @@ def main() -> None:
         "--store-records", type=int, default=1_000_000, help="records in the query benchmark's store"
     )
     parser.add_argument("--apps", type=int, default=2, help="application processes exporting at once")
+    parser.add_argument(
+        "--rate", type=float, default=20_000, help="records/s of the paced application (default: 20,000)"
+    )
     parser.add_argument("--repeat", type=int, default=25)
     args = parser.parse_args()
 
     print(f"Machine: {machine()}\n")
     ceiling = emit_ceiling(args.ingest)
-    results = (
-        [ingest(args.ingest, 1), ingest(args.ingest, args.apps)]
-        if args.apps > 1
-        else [ingest(args.ingest, 1)]
-    )
+    runs = [(f"1 process logging {args.rate:,.0f}/s", 1, args.rate), ("1 process flat out", 1, 0.0)]
+    if args.apps > 1:
+        runs.append((f"{args.apps} processes flat out", args.apps, 0.0))
+    results = [ingest(args.ingest, apps, rate) for _, apps, rate in runs]
     print(f"## Ingest over OTLP/HTTP from install() ({args.ingest:,} records)\n")
-    columns = ["1 application process"] + ([f"{args.apps} application processes"] if args.apps > 1 else [])
+    columns = [name for name, _, _ in runs]
     print("| figure | " + " | ".join(columns) + " |")
     print("| --- |" + " ---: |" * len(columns))
 
@@ -298,6 +317,7 @@ def main() -> None:
     line("records stored", lambda r: f"{r['stored']:,.0f} of {args.ingest:,}")
     line("**ingest rate**, first log call to last commit", lambda r: f"**{r['rate']:,.0f} records/s**")
     line("the applications' emit rate meanwhile (all together)", lambda r: f"{r['emit_rate']:,.0f} records/s")
+    line("last commit after the last log call", lambda r: f"{r['lag']:.2f} s")
     line("ingest / one process's no-op-exporter emit rate", lambda r: f"{r['rate'] / ceiling:.2f}")
     line(
         "receiver CPU (user + system)",

@@ -6,7 +6,9 @@ One call connects a scheduler to a tag registry::
 
     connection = connect(scheduler, JOBS)
 
-See :func:`connect`. The run records' names and policy (:class:`RunRecordPolicy`)
+See :func:`connect`; :func:`start_once_per_host` starts a scheduler in one
+process of the host only (gunicorn/uWSGI workers), and :func:`run_job` runs a
+job function once as a scheduled run is run. The run records' names and policy (:class:`RunRecordPolicy`)
 and :class:`PeriodicSummary` need no APScheduler; the names that do are
 imported on first use, so ``import otel_jobtags.scheduler`` works without it
 and ``from otel_jobtags.scheduler import connect`` says how to install it.

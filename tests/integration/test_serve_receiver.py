@@ -220,6 +220,19 @@ def test_an_oversized_grpc_export_is_refused_with_resource_exhausted(tmp_path: P
         assert bodies(server) == ["ok"]
 
 
+def test_an_undecodable_grpc_export_is_refused_and_the_receiver_goes_on(tmp_path: Path) -> None:
+    with running_server(tmp_path / "s.db") as server:
+        assert server.grpc is not None
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc.port}") as channel:
+            raw = channel.unary_unary("/opentelemetry.proto.collector.logs.v1.LogsService/Export")
+            with pytest.raises(grpc.RpcError) as refused:
+                raw(b"\xff\xff\xff\xff", timeout=10)
+            raw(export_request(["after garbage"]), timeout=10)
+
+        assert refused.value.code() == grpc.StatusCode.INTERNAL
+        assert bodies(server) == ["after garbage"]
+
+
 def test_with_a_token_exports_without_it_are_refused(tmp_path: Path) -> None:
     with running_server(tmp_path / "s.db", token="s3cret-s3cret-s3cret") as server:
         assert server.grpc is not None and server.http is not None
