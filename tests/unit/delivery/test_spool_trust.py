@@ -27,6 +27,7 @@ from opentelemetry.sdk._logs.export import (
     LogRecordExporter,
     LogRecordExportResult,
 )
+from support.prerequisites import unavailable
 
 import otel_jobtags as oj
 from otel_jobtags.spool import KEY_NAME, Spool
@@ -93,7 +94,7 @@ def test_an_existing_spool_directory_open_to_others_is_made_private(tmp_path: Pa
 
 def test_a_spool_directory_of_another_user_is_refused_at_install(tmp_path: Path) -> None:
     if os.geteuid() != 0:
-        pytest.skip("only root can give a directory to another user")
+        unavailable("only root can give a directory to another user")
     directory = tmp_path / "spool"
     directory.mkdir()
     os.chown(directory, NOBODY, NOBODY)
@@ -133,7 +134,7 @@ def test_a_batch_owned_by_another_user_is_refused_with_a_warning(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     if os.geteuid() != 0:
-        pytest.skip("only root can give a file to another user")
+        unavailable("only root can give a file to another user")
     directory = tmp_path / "spool"
     spool_records(directory, "given away")
     (batch,) = directory.glob("*.batch")
