@@ -13,7 +13,6 @@ import multiprocessing
 import os
 import re
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -30,6 +29,7 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, LogRecordE
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from support.otlp import GrpcReceiver, HttpReceiver, ReceivedLog, free_port
+from support.processes import run_python
 
 import otel_jobtags as oj
 from otel_jobtags._diagnostics import Throttle
@@ -38,8 +38,6 @@ from otel_jobtags.context import use_registry
 from otel_jobtags.delivery import RECORD_OVERHEAD, DeliveryProcessor, DeliveryStats
 from otel_jobtags.handler import JobTagHandler
 from otel_jobtags.spool import Spool, SpooledBatch
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -60,29 +58,9 @@ def restore_logging() -> Iterator[None]:
     root.setLevel(level)
 
 
-@pytest.fixture
-def receiver() -> Iterator[GrpcReceiver]:
-    rx = GrpcReceiver()
-    rx.start()
-    yield rx
-    rx.stop()
-
-
 def _app_logger() -> logging.Logger:
     logging.getLogger().setLevel(logging.INFO)
     return logging.getLogger("app.jobs")
-
-
-def _run_script(code: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    return subprocess.run(
-        [sys.executable, "-c", code, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def _stderr_lines(text: str) -> list[str]:
@@ -645,7 +623,7 @@ for i in range(int(sys.argv[2])):
 
 
 def test_at_exit_buffered_records_are_delivered(receiver: GrpcReceiver) -> None:
-    result = _run_script(_EXIT_SCRIPT, receiver.endpoint, "500")
+    result = run_python(_EXIT_SCRIPT, receiver.endpoint, "500")
     assert result.returncode == 0, result.stderr
     assert [r.body for r in receiver.records] == [f"record {i}" for i in range(500)]
 
@@ -667,7 +645,7 @@ _end.append(time.monotonic())
 
 
 def test_at_exit_with_the_receiver_down_the_process_ends_within_5_seconds() -> None:
-    result = _run_script(_TIMED_EXIT_SCRIPT, f"http://127.0.0.1:{free_port()}", "3")
+    result = run_python(_TIMED_EXIT_SCRIPT, f"http://127.0.0.1:{free_port()}", "3")
     assert result.returncode == 0
     (line,) = result.stdout.splitlines()
     took = float(line.removeprefix("exit hook took ").removesuffix(" s"))
@@ -704,7 +682,7 @@ def test_records_left_at_exit_are_delivered_by_the_next_process_with_the_same_sp
 ) -> None:
     rx = GrpcReceiver()
     spool = tmp_path / "spool"
-    first = _run_script(_SPOOL_SCRIPT, rx.endpoint, str(spool), "50", "first", "exit")
+    first = run_python(_SPOOL_SCRIPT, rx.endpoint, str(spool), "50", "first", "exit")
     assert first.returncode == 0, first.stderr
     assert _stderr_lines(first.stderr)[-1] == (
         f"otel-jobtags: 50 log records not delivered before exit are kept in {spool} for the next start"
@@ -712,7 +690,7 @@ def test_records_left_at_exit_are_delivered_by_the_next_process_with_the_same_sp
     assert _batch_files(spool) != []
 
     with rx:
-        second = _run_script(_SPOOL_SCRIPT, rx.endpoint, str(spool), "5", "second", "exit")
+        second = run_python(_SPOOL_SCRIPT, rx.endpoint, str(spool), "5", "second", "exit")
         assert second.returncode == 0, second.stderr
         bodies = [r.body for r in rx.wait_for(55, timeout=5)]
     assert bodies == [f"first {i}" for i in range(50)] + [f"second {i}" for i in range(5)]
@@ -723,11 +701,11 @@ def test_records_left_at_exit_are_delivered_by_the_next_process_with_the_same_sp
 def test_records_spooled_before_a_sigkill_are_delivered_by_the_next_process(tmp_path: Path) -> None:
     rx = GrpcReceiver()
     spool = tmp_path / "spool"
-    killed = _run_script(_SPOOL_SCRIPT, rx.endpoint, str(spool), "50", "killed", "kill")
+    killed = run_python(_SPOOL_SCRIPT, rx.endpoint, str(spool), "50", "killed", "kill")
     assert killed.returncode == -signal.SIGKILL
 
     with rx:
-        second = _run_script(_SPOOL_SCRIPT, rx.endpoint, str(spool), "0", "second", "exit")
+        second = run_python(_SPOOL_SCRIPT, rx.endpoint, str(spool), "0", "second", "exit")
         assert second.returncode == 0, second.stderr
         bodies = [r.body for r in rx.wait_for(50, timeout=5)]
     assert bodies == [f"killed {i}" for i in range(50)]
@@ -821,17 +799,6 @@ def _wait_child(pid: int, timeout: float) -> int:
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     raise AssertionError(f"child {pid} did not finish in {timeout}s (deadlock?)")
-
-
-@pytest.fixture
-def http_receiver() -> Iterator[HttpReceiver]:
-    # Fork tests export over OTLP/HTTP: gRPC's C core is not fork-safe unless
-    # GRPC_ENABLE_FORK_SUPPORT is set before grpc loads, and a child using it
-    # crashed now and then in a process full of other tests' gRPC state.
-    rx = HttpReceiver()
-    rx.start()
-    yield rx
-    rx.stop()
 
 
 def test_a_forked_child_exports_its_own_records_as_its_own_process(
