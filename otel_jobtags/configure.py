@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -532,7 +533,7 @@ def install(
     """Export the application's logs over OTLP, each record attributed to its job.
 
     Sets up a resource (``service.name``, ``service.instance.id``,
-    ``process.pid``), an OTLP exporter, a processor and a
+    ``process.pid``, ``host.name``), an OTLP exporter, a processor and a
     :class:`~otel_jobtags.handler.JobTagHandler` on the root logger, and makes
     ``registry`` the active one. Calling it again replaces the previous
     installation (records are never exported twice).
@@ -632,6 +633,10 @@ def install(
     level = parse_level(level)
 
     resource = Resource.create({"process.pid": os.getpid()})  # OTEL_RESOURCE_ATTRIBUTES applies
+    if "host.name" not in resource.attributes:
+        # With the pid, it names the process that wrote a record: a job run by two
+        # processes (a scheduler per worker) shows up on dashboards and alerts.
+        resource = resource.merge(Resource({"host.name": socket.gethostname()}))
     extra = dict(resource_attributes or {})
     if service_name is not None:
         extra["service.name"] = service_name

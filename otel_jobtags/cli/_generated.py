@@ -91,8 +91,8 @@ def add_generated_artefact_commands(commands: argparse._SubParsersAction[argpars
         help="write the Grafana alert rules of the registry's jobs",
         description=(
             "Generate Grafana alert rules (a job is late: no successful run within its period plus "
-            "a grace; a job is failing: repeated failed runs) from a tag registry, as a Grafana "
-            "alerting provisioning file."
+            "a grace; a job is failing: repeated failed runs; a job is overlapping: two processes "
+            "keep running it) from a tag registry, as a Grafana alerting provisioning file."
         ),
     )
     registry_option(alerts)

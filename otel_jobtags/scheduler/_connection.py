@@ -55,6 +55,7 @@ try:
         EVENT_JOB_MAX_INSTANCES,
         EVENT_JOB_MISSED,
         EVENT_SCHEDULER_SHUTDOWN,
+        EVENT_SCHEDULER_START,
     )
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
@@ -69,6 +70,7 @@ from ._checks import (
     unscheduled_tags,
     untagged_jobs,
 )
+from ._hostlock import RunningMark
 from ._lines import APSchedulerLines, SchedulerLinesFilter, add_filter, resolve_apscheduler_lines
 from ._recorder import Recorder, RunSpec
 from ._runs import (
@@ -128,6 +130,7 @@ class SchedulerConnection:
             self._id, registry, records=self._records, lower=resolve_apscheduler_lines(apscheduler_lines)
         )
         self._filtered_loggers: list[logging.Logger] = []
+        self._running_mark = RunningMark(registry)
         self._recorder = Recorder(clock)
         self._active = True
         self._lock = threading.Lock()
@@ -184,6 +187,7 @@ class SchedulerConnection:
         # A wrapper someone else has wrapped again stays in place, and passes through now.
         self._wrapped_executors.clear()
         self._unfilter_lines()
+        self._running_mark.unmark()
         with _connected_lock:
             if _connected.get(scheduler) is self:
                 del _connected[scheduler]
@@ -312,7 +316,10 @@ class SchedulerConnection:
             executor = self.scheduler._executors.get(event.alias)
             if executor is not None:
                 self._wrap_executor(executor)
+        elif code == EVENT_SCHEDULER_START:
+            self._running_mark.mark()
         elif code == EVENT_SCHEDULER_SHUTDOWN:
+            self._running_mark.unmark()
             self._recorder.flush()
             # Off the global loggers until the next submission (a restart) puts it back.
             self._unfilter_lines()
@@ -395,8 +402,14 @@ def connect(
     connection._filter_lines_of(getattr(scheduler, "_logger", None))
     scheduler.add_listener(
         connection._on_event,
-        EVENT_EXECUTOR_ADDED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES | EVENT_SCHEDULER_SHUTDOWN,
+        EVENT_EXECUTOR_ADDED
+        | EVENT_JOB_MISSED
+        | EVENT_JOB_MAX_INSTANCES
+        | EVENT_SCHEDULER_START
+        | EVENT_SCHEDULER_SHUTDOWN,
     )
+    if getattr(scheduler, "running", False):
+        connection._running_mark.mark()
     # A scheduler creates its default executor in start(): that arrives as EVENT_EXECUTOR_ADDED.
     for executor in list(scheduler._executors.values()):
         connection._wrap_executor(executor)

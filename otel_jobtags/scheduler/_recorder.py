@@ -24,7 +24,7 @@ from ._runs import (
 )
 from ._summary import PeriodicSummary, SummarySnapshot, duration_text
 
-__all__ = ["Recorder", "RunSpec", "new_run_id", "process_recorder"]
+__all__ = ["Recorder", "RunSpec", "new_run_id", "process_recorder", "user_traceback"]
 
 _runs_log = logging.getLogger(RUNS_LOGGER)
 
@@ -52,6 +52,21 @@ class RunSpec:
         if self.recorder is not None:
             return self.recorder
         return process_recorder(self.connection_id)
+
+
+def _ours(tb: TracebackType) -> bool:
+    name = tb.tb_frame.f_globals.get("__name__", "")
+    return isinstance(name, str) and (name == "otel_jobtags" or name.startswith("otel_jobtags."))
+
+
+def user_traceback(tb: TracebackType | None) -> TracebackType | None:
+    """``tb`` from the first frame that is not this package's: where the job's own code begins.
+
+    The run record's traceback shows the job's frames, not the wrapper that ran it.
+    """
+    while tb is not None and tb.tb_next is not None and _ours(tb):
+        tb = tb.tb_next
+    return tb
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -136,8 +151,10 @@ class Recorder:
         spec: RunSpec,
         scheduled: datetime | None,
         duration_ms: float,
-        exc_info: tuple[type[BaseException], BaseException, TracebackType],
+        exc_info: tuple[type[BaseException], BaseException, TracebackType | None],
     ) -> None:
+        # The record's traceback starts where the job's own code does, not in our wrapper.
+        exc_info = (exc_info[0], exc_info[1], user_traceback(exc_info[2]))
         error = traceback.format_exception_only(exc_info[0], exc_info[1])[-1].strip()
         if not isinstance(exc_info[1], Exception):
             # Cancelled (asyncio cancellation on shutdown), interrupted or exiting:

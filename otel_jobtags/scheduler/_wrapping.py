@@ -19,7 +19,7 @@ from .. import _diagnostics
 from ..context import job_context
 from ._recorder import RunSpec, new_run_id
 
-__all__ = ["Cursor", "RunTimes", "TaggedJob", "user_traceback"]
+__all__ = ["Cursor", "RunTimes", "TaggedJob"]
 
 
 class Cursor:
@@ -132,8 +132,7 @@ class _Run:
             if exc_info is None:
                 recorder.succeeded(self.spec, self.run_id, self.scheduled, duration_ms)
             else:
-                error, value, tb = exc_info
-                recorder.failed(self.spec, self.scheduled, duration_ms, (error, value, user_traceback(tb)))
+                recorder.failed(self.spec, self.scheduled, duration_ms, exc_info)
         except Exception as exc:  # a run record must never change the job's outcome
             _diagnostics.report("could not write a run record", exc)
 
@@ -154,21 +153,6 @@ class _Run:
             self.end(None if exc_type is None else (exc_type, exc, tb))  # type: ignore[arg-type]
         finally:
             self.close()
-
-
-def _ours(tb: TracebackType) -> bool:
-    name = tb.tb_frame.f_globals.get("__name__", "")
-    return isinstance(name, str) and (name == "otel_jobtags" or name.startswith("otel_jobtags."))
-
-
-def user_traceback(tb: TracebackType) -> TracebackType:
-    """``tb`` from the first frame that is not this package's: where the job's own code begins.
-
-    The run record's traceback shows the job's frames, not the wrapper that ran it.
-    """
-    while tb.tb_next is not None and _ours(tb):
-        tb = tb.tb_next
-    return tb
 
 
 def _in_context(func: Callable[..., Any], spec: RunSpec, cursor: Cursor) -> Callable[..., Any]:

@@ -102,7 +102,7 @@ class Judge:
         rules only see records up to ``now``, so a later one (a clock ahead of
         ``now``) is looked up again among the records before ``now``.
         """
-        window = max(policy.failure_window, policy.overlap_window)
+        window = max(policy.failure_window, 2 * policy.overlap_window)  # the overlap rule looks back two
         until = now + timedelta(microseconds=1)  # the rules' windows end at now, inclusive
         runs = store.runs(policy.tag.name, since=now - window, until=until, limit=_RUNS_FOR_STATUS)
         last_success = latest_success
@@ -115,7 +115,6 @@ class Judge:
             now,
             last_success=last_success,
             runs=[run.as_alert_run() for run in runs],
-            spans=run_spans(runs),
         )
 
     def rows(self, store: Store, now: datetime, window: timedelta, buckets: int) -> list[JobRow]:

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +20,7 @@ import pytest
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.sdk._logs import LoggerProvider
 from support.otlp import GrpcReceiver, HttpReceiver, record_count
+from support.processes import run_python
 
 import otel_jobtags as oj
 from otel_jobtags.delivery import DeliveryProcessor, DeliveryStats
@@ -32,36 +30,9 @@ from otel_jobtags.handler import JobTagHandler
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def receiver() -> Iterator[GrpcReceiver]:
-    rx = GrpcReceiver()
-    rx.start()
-    yield rx
-    rx.stop()
-
-
-@pytest.fixture
-def http_receiver() -> Iterator[HttpReceiver]:
-    rx = HttpReceiver()
-    rx.start()
-    yield rx
-    rx.stop()
-
-
 def _log() -> logging.Logger:
     logging.getLogger().setLevel(logging.INFO)
     return logging.getLogger("app.guarantees")
-
-
-def _run(code: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", code, *args],
-        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def _adds_up(stats: DeliveryStats) -> bool:
@@ -144,7 +115,7 @@ print(handled, stats.emitted, stats.delivered, stats.dropped, len(exporter.get_f
 
 
 def test_a_signal_handler_that_logs_never_deadlocks_and_its_records_are_delivered() -> None:
-    result = _run(_SIGNAL_SCRIPT, "100000", timeout=180)
+    result = run_python(_SIGNAL_SCRIPT, "100000", timeout=180)
     assert result.returncode == 0, result.stderr[-2000:]
     handled, emitted, delivered, dropped, exported = map(int, result.stdout.split())
     assert handled > 0
@@ -187,7 +158,7 @@ print(stats.emitted, stats.queued, stats.dropped, stats.emitted == stats.queued 
 
 
 def test_the_memory_bound_counts_attributes_and_holds() -> None:
-    result = _run(_MEMORY_SCRIPT)
+    result = run_python(_MEMORY_SCRIPT)
     assert result.returncode == 0, result.stderr[-2000:]
     emitted, queued, dropped, adds_up, grown_kib = result.stdout.split()
     assert int(emitted) == 400 and adds_up == "True"

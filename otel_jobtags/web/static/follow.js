@@ -12,6 +12,7 @@
   var timer = null;
   var MAX_ROWS = 500;
   var PERIOD_MS = 2000;
+  var SHOWN_CHARS = 20000;
   var LEVELS = [[21, "CRITICAL"], [17, "ERROR"], [13, "WARNING"], [9, "INFO"], [1, "DEBUG"]];
 
   function levelOf(n) {
@@ -23,6 +24,13 @@
     var e = document.createElement(tag);
     if (cls) { e.className = cls; }
     if (text !== undefined) { e.textContent = text; }
+    return e;
+  }
+  function pre(cls, text) {
+    var e = el("pre", cls, text.length > SHOWN_CHARS ? text.slice(0, SHOWN_CHARS) : text);
+    if (text.length > SHOWN_CHARS) {
+      e.appendChild(el("span", "muted", "… " + (text.length - SHOWN_CHARS).toLocaleString("en") + " more characters"));
+    }
     return e;
   }
   function row(rec) {
@@ -51,13 +59,14 @@
     var body = String(rec.body);
     var first = body.split("\n", 1)[0];
     var stack = rec.attributes && rec.attributes["exception.stacktrace"];
-    if (stack || first !== body) {
+    var long = first !== body || first.length > 300;
+    if (stack || long) {
       var details = el("details");
-      var summary = el("summary", "", first);
+      var summary = el("summary", "", first.length > 300 ? first.slice(0, 300) + "…" : first);
       if (stack) { summary.appendChild(el("span", "tb", "traceback")); }
       details.appendChild(summary);
-      if (first !== body) { details.appendChild(el("pre", "full", body)); }
-      if (stack) { details.appendChild(el("pre", "trace", String(stack))); }
+      if (long) { details.appendChild(pre("full", body)); }
+      if (stack) { details.appendChild(pre("trace", String(stack))); }
       msg.appendChild(details);
     } else {
       msg.textContent = body;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -153,6 +154,7 @@ def test_resource_carries_service_name_instance_and_process(
     assert attributes["deployment.environment"] == "test"
     assert attributes["team"] == "ops"
     assert isinstance(attributes["process.pid"], int)
+    assert attributes["host.name"] == socket.gethostname()
     assert re.fullmatch(r"[0-9a-f-]{36}", str(attributes["service.instance.id"]))
 
 

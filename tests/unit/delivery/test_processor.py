@@ -200,3 +200,22 @@ def test_counters_add_up_for_records_logged_after_shutdown(log: logging.Logger) 
     installation.handler.handle(log.makeRecord(log.name, logging.INFO, "f", 1, "after", (), None))
     stats: Any = installation.stats
     assert (stats.emitted, stats.delivered, stats.dropped, stats.queued) == (2, 1, 1, 0)
+
+
+def test_a_record_carries_the_trace_context_of_the_log_call_not_of_the_export_thread(
+    log: logging.Logger,
+) -> None:
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    receiver = FakeReceiver()
+    installation = oj.install(exporter=receiver)
+    span = NonRecordingSpan(SpanContext(0x1234, 0x5678, is_remote=False, trace_flags=TraceFlags(1)))
+    with trace.use_span(span):
+        log.info("inside a span")
+    log.info("outside")
+    assert installation.force_flush(60_000)
+
+    inside, outside = (r.log_record for r in receiver.get_finished_logs())
+    assert (inside.trace_id, inside.span_id, int(inside.trace_flags or 0)) == (0x1234, 0x5678, 1)
+    assert (outside.trace_id or 0, outside.span_id or 0) == (0, 0)

@@ -234,7 +234,7 @@ def test_runs_read_back_with_start_instance_and_body(store: Store) -> None:
         None,
         "2026-05-28T20:26:00+00:00",
     )
-    assert missed.as_alert_run() == (at(T0 + SECOND), "missed")
+    assert missed.as_alert_run() == (at(T0 + SECOND), "missed", "i-1")
 
 
 def test_retention_deletes_records_older_than_max_age(tmp_path: Path) -> None:
