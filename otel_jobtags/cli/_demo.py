@@ -17,9 +17,9 @@ _PIPED_DURATION = 20.0
 def add_demo_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = commands.add_parser(
         "demo",
-        help="run the 13 seed jobs and open their view in the browser (no Docker), or export them",
+        help="run the 13 example jobs and open their view in the browser (no Docker), or export them",
         description=(
-            "Run the seed application's 13 background jobs on APScheduler, write their tagged log to a "
+            "Run the example application's 13 background jobs on APScheduler, write their tagged log to a "
             "file, export them over OTLP to an embedded 'otel-jobtags serve' and print the URL of its "
             "jobs view; at the end print a per-job summary. On a terminal it runs until Ctrl-C, else "
             "for 20 s (--duration changes both). With --endpoint or OTEL_EXPORTER_OTLP_ENDPOINT it "

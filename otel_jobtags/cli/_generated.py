@@ -103,7 +103,7 @@ def add_generated_artefact_commands(commands: argparse._SubParsersAction[argpars
 
     table = commands.add_parser(
         "table",
-        help="print the registry as the seed's Markdown job table",
+        help="print the registry as a Markdown job table",
         description=(
             "Print the registry as the Markdown table | constant | tag | job id | what it does | "
             "schedule |, or put it between the <!-- jobs-table:start --> and "

@@ -30,7 +30,7 @@ __all__ = [
 class LogEntry:
     """One job log record, from a file or from Loki.
 
-    ``str(entry)`` renders it in the seed's format, continuation lines included.
+    ``str(entry)`` renders it in the default format, continuation lines included.
     """
 
     time: datetime

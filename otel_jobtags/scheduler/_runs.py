@@ -79,7 +79,7 @@ class RunRecordPolicy:
             ``"summary"`` -- the first success is recorded, then at most one
             summary record per ``every`` (``job.runs`` successes, mean
             ``job.duration_ms``); ``"off"`` -- none.
-        every: the summary interval (default 5 minutes, the seed's rule).
+        every: the summary interval (default 5 minutes).
 
     Raises:
         ConfigError: an unknown ``successes`` value or a non-positive ``every``.
@@ -110,7 +110,7 @@ def default_run_record_policy(job: JobTag | Schedule) -> RunRecordPolicy:
     """The policy a job (given by its tag or its schedule) gets unless ``run_records`` names it.
 
     Successes are summarised every 5 minutes for jobs whose tag's schedule
-    runs every :data:`FREQUENT_PERIOD` (5 s) or more often -- the seed's
+    runs every :data:`FREQUENT_PERIOD` (5 s) or more often -- the
     high-frequency jobs -- and recorded one by one for every other job.
     """
     period = job.schedule.period if isinstance(job, JobTag) else job.period

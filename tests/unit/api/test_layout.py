@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import otel_jobtags
@@ -58,3 +59,15 @@ def test_no_module_is_longer_than_500_lines() -> None:
     }
     assert {name: n for name, n in lengths.items() if n > MAX_LINES and name not in LONGER_FOR_NOW} == {}
     assert {name for name in LONGER_FOR_NOW if lengths.get(name, 0) <= MAX_LINES} == set()
+
+
+def test_the_package_speaks_in_product_terms_not_its_history() -> None:
+    """ "seed" appears only as the demo's random seed."""
+    random_seed = re.compile(r"seed(: int| of the random|=args\.seed|\)$)|\"--seed\"|Random\(seed\)")
+    found = [
+        f"{path.relative_to(PACKAGE)}:{number}: {line.strip()}"
+        for path in _modules()
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if re.search(r"seed", line, re.IGNORECASE) and not random_seed.search(line)
+    ]
+    assert found == []
