@@ -298,3 +298,11 @@ def test_reads_from_many_short_lived_threads_do_not_keep_connections_open(store:
         thread.join()
 
     assert len(os.listdir("/proc/self/fd")) - before <= 3
+
+
+def test_an_attribute_name_that_would_break_the_json_path_is_refused(store: Store) -> None:
+    with pytest.raises(
+        StoreQueryError,
+        match=r"""^Invalid attribute name 'a"b': give a name without quotes or backslashes$""",
+    ):
+        store.records(attributes={'a"b': "x"})
