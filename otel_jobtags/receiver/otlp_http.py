@@ -68,6 +68,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"  # keep-alive: the SDK's exporter reuses its connection
     disable_nagle_algorithm = True  # the answer is two writes (headers, body): no 40 ms delayed-ACK stall
+    timeout = 60  # seconds a connection may stay silent (idle keep-alive, a stalled body) before it closes
     server_version = "otel-jobtags"
     sys_version = ""
 
