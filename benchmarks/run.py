@@ -81,8 +81,14 @@ def _isolated_logger(name: str, handler: logging.Handler | None) -> logging.Logg
     return log
 
 
-def per_record_cost(rounds: int, calls: int) -> dict[str, list[float]]:
-    """µs per log call, one figure per round, for: NullHandler, stock pieces, install()'s pipeline."""
+def per_record_cost(rounds: int, calls: int) -> dict[str, dict[str, list[float]]]:
+    """µs per log call, one figure per round, for: NullHandler, stock pieces, install()'s pipeline.
+
+    Two clocks: the CPU time of the application's thread (``time.thread_time``:
+    what the log call itself costs, whatever the export thread does meanwhile)
+    and the wall time of the loop (which also pays, under the GIL, for the
+    export thread's work and for other processes on a shared machine).
+    """
     null_log = _isolated_logger("bench.null", logging.NullHandler())
 
     stock_provider = LoggerProvider(shutdown_on_exit=False)
@@ -115,7 +121,9 @@ def per_record_cost(rounds: int, calls: int) -> dict[str, list[float]]:
         installation.force_flush()
         gc.collect()
 
-    timings: dict[str, list[float]] = {"floor": [], "stock": [], "ours": []}
+    timings: dict[str, dict[str, list[float]]] = {
+        clock: {"floor": [], "stock": [], "ours": []} for clock in ("cpu", "wall")
+    }
     runs: list[tuple[str, Callable[[], None]]] = [("floor", floor), ("stock", stock), ("ours", ours)]
     # One unmeasured round of each: caches (loggers, severity table) and the
     # allocator's arenas warm up outside the measurement.
@@ -125,13 +133,90 @@ def per_record_cost(rounds: int, calls: int) -> dict[str, list[float]]:
     for r in range(rounds):
         order = runs if r % 2 == 0 else runs[::-1]
         for name, fn in order:
-            start = time.perf_counter()
+            cpu, wall = time.thread_time(), time.perf_counter()
             fn()
-            timings[name].append((time.perf_counter() - start) / calls * 1e6)
+            timings["cpu"][name].append((time.thread_time() - cpu) / calls * 1e6)
+            timings["wall"][name].append((time.perf_counter() - wall) / calls * 1e6)
             drain()
     installation.shutdown()
     stock_provider.shutdown()
     return timings
+
+
+# -- 4. memory per waiting record -------------------------------------------------------------
+
+_MEMORY_APP = r"""
+import gc, json, logging, os, sys, threading, tracemalloc
+sys.path[:0] = [os.environ["BENCH_ROOT"]]
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+import otel_jobtags as oj
+
+pipeline, n = sys.argv[1], int(sys.argv[2])
+blocked = threading.Event()
+
+class Down(LogRecordExporter):
+    # The receiver is down: every export fails (stock: blocks), so records wait.
+    def export(self, batch):
+        if pipeline == "stock":
+            blocked.wait()
+        return LogRecordExportResult.FAILURE
+    def shutdown(self):
+        blocked.set()
+    def force_flush(self, timeout_millis=0):
+        return True
+
+jobs = oj.TagRegistry()
+jobs.define("AUTO_REBAL", "auto_rebalance")
+log = logging.getLogger("app.jobs")
+log.propagate = False
+log.setLevel(logging.INFO)
+if pipeline == "stock":
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(BatchLogRecordProcessor(Down()))
+    log.addHandler(LoggingHandler(logger_provider=provider))
+    waiting = lambda: n
+else:
+    installation = oj.install(jobs, exporter=Down(), logger=log, shutdown_timeout=0.1)
+    waiting = lambda: installation.stats.queued
+extra = {"job.tag": "AUTO_REBAL", "job.id": "auto_rebalance"} if pipeline == "stock" else {}
+log.info("[AUTO_REBAL] warm-up", extra=extra)
+gc.collect()
+tracemalloc.start()
+before = tracemalloc.get_traced_memory()[0]
+for i in range(n):
+    if pipeline == "stock":
+        log.info("[AUTO_REBAL] processed: %d items", i, extra=extra)
+    else:
+        with oj.job_context("auto_rebalance"):
+            log.info("processed: %d items", i)
+gc.collect()
+after = tracemalloc.get_traced_memory()[0]
+held = waiting()
+print(json.dumps({"waiting": held, "bytes": after - before}), flush=True)
+os._exit(0)
+"""
+
+
+def memory_per_record(n: int) -> dict[str, dict[str, Any]]:
+    """Bytes of memory per record waiting for a receiver that is down (traced allocations)."""
+    results: dict[str, dict[str, Any]] = {}
+    env = dict(os.environ, BENCH_ROOT=str(ROOT))
+    for pipeline, count in (("stock", min(n, 2000)), ("ours", n)):  # stock holds 2,048 at most
+        out = subprocess.run(
+            [sys.executable, "-c", _MEMORY_APP, pipeline, str(count)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        ).stdout
+        result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+        result["per_record"] = result["bytes"] / max(1, result["waiting"])
+        results[pipeline] = result
+    return results
 
 
 # -- 2. and 3.: applications in child processes ----------------------------------------------
@@ -314,9 +399,10 @@ def _machine() -> str:
         for dist in ("opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-grpc", "grpcio")
     )
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())  # a shared machine: say how busy it was
     return (
-        f"{date}; nproc {os.cpu_count()}, {model}; Python {platform.python_version()} "
-        f"({platform.system()} {platform.release()}); {versions}"
+        f"{date}; nproc {os.cpu_count()}, {model}; load average {load} at the start; "
+        f"Python {platform.python_version()} ({platform.system()} {platform.release()}); {versions}"
     )
 
 
@@ -330,30 +416,34 @@ def main(argv: list[str] | None = None) -> int:
     down = 6.0 if args.quick else 30.0
 
     print(f"machine: {_machine()}", flush=True)
-    print("1/3 per-record cost ...", file=sys.stderr, flush=True)
+    print("1/4 per-record cost ...", file=sys.stderr, flush=True)
     costs = per_record_cost(rounds, calls)
-    cost = {name: statistics.median(values) for name, values in costs.items()}
-    best = {name: min(values) for name, values in costs.items()}
-    print("2/3 burst of 100,000 records ...", file=sys.stderr, flush=True)
+    cpu = {name: statistics.median(values) for name, values in costs["cpu"].items()}
+    wall = {name: statistics.median(values) for name, values in costs["wall"].items()}
+    print("2/4 burst of 100,000 records ...", file=sys.stderr, flush=True)
     bursts = burst(100_000)
-    print(f"3/3 outage of {down:g} s at 200 records/s ...", file=sys.stderr, flush=True)
+    print(f"3/4 outage of {down:g} s at 200 records/s ...", file=sys.stderr, flush=True)
     outages = outage(5.0, down, 5.0)
+    print("4/4 memory per waiting record ...", file=sys.stderr, flush=True)
+    memory = memory_per_record(100_000)
 
     s, o = bursts["stock"], bursts["ours"]
     so, oo = outages["stock"], outages["ours"]
+    ms, mo = memory["stock"], memory["ours"]
     rows = [
-        ("per-record cost, NullHandler (floor, median)", f"{cost['floor']:.2f} µs", "", ""),
         (
-            f"per-record cost, tagged call, no-op exporter (median of {rounds})",
-            f"{cost['stock']:.2f} µs",
-            f"{cost['ours']:.2f} µs",
-            f"{cost['ours'] / cost['stock']:.2f}× (target ≤ 0.80×)",
+            f"per-record cost on the app thread, CPU time (median of {rounds}); "
+            f"NullHandler floor {cpu['floor']:.2f} µs",
+            f"{cpu['stock']:.2f} µs",
+            f"{cpu['ours']:.2f} µs = {cpu['ours'] / cpu['floor']:.2f}× floor (target ≤ 2×)",
+            f"{cpu['ours'] / cpu['stock']:.2f}× (target ≤ 0.50×)",
         ),
         (
-            f"per-record cost, tagged call, no-op exporter (best of {rounds})",
-            f"{best['stock']:.2f} µs",
-            f"{best['ours']:.2f} µs",
-            f"{best['ours'] / best['stock']:.2f}×",
+            f"per-record cost, wall time of the loop (median of {rounds}); "
+            f"NullHandler floor {wall['floor']:.2f} µs",
+            f"{wall['stock']:.2f} µs",
+            f"{wall['ours']:.2f} µs = {wall['ours'] / wall['floor']:.2f}× floor",
+            f"{wall['ours'] / wall['stock']:.2f}×",
         ),
         (
             "burst 100,000: delivered / emitted",
@@ -365,7 +455,13 @@ def main(argv: list[str] | None = None) -> int:
             "burst 100,000: logging thread records/s",
             f"{s['rate']:,.0f}",
             f"{o['rate']:,.0f}",
-            f"{o['rate'] / s['rate']:.2f}× (target ≥ 0.80×)",
+            f"{o['rate'] / s['rate']:.2f}× (target ≥ 1.50×)",
+        ),
+        (
+            "memory per record waiting for a receiver that is down",
+            f"{ms['per_record']:,.0f} B ({ms['waiting']:,} waiting)",
+            f"{mo['per_record']:,.0f} B ({mo['waiting']:,} waiting)",
+            f"{mo['per_record'] / ms['per_record']:.2f}×",
         ),
         (
             f"outage {down:g} s at 200/s: delivered / emitted",

@@ -9,7 +9,8 @@ While an installation is in effect:
 - ``logging.basicConfig`` and ``logging.config.dictConfig`` are wrapped: the
   export handler steps aside while they run and is put back afterwards
   (unless the configuration placed an :class:`ExportHandler` itself), so any
-  order works;
+  order works; and the library's own loggers (run records, the start
+  summary) are not left disabled by ``disable_existing_loggers``;
 - a configuration that lists ``{"class": "otel_jobtags.ExportHandler"}``
   among its handlers decides itself where the export sits (with its level,
   filters and formatter), before or after ``install()``;
@@ -219,4 +220,21 @@ def _dict_config(config: Any) -> None:
         _original_dict_config(config)
     finally:
         if attachment is not None:
+            _enable_own_loggers(config)
             attachment.put_back(created_slots=bool(set(_slots) - before))
+
+
+def _enable_own_loggers(config: Any) -> None:
+    # dictConfig's default disable_existing_loggers=True silences every logger
+    # that exists and is not named -- ours included (run records, the start
+    # summary), which the application never meant to switch off. A
+    # configuration that names one of them decides for itself.
+    named = set(config.get("loggers", {})) if isinstance(config, dict) else set()
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if not isinstance(logger, logging.Logger) or not logger.disabled:
+            continue
+        if name != "otel_jobtags" and not name.startswith("otel_jobtags."):
+            continue
+        if any(name == n or name.startswith(n + ".") for n in named):
+            continue
+        logger.disabled = False

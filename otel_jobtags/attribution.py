@@ -95,7 +95,7 @@ class JobTagFilter(logging.Filter):
     Args:
         registry: the tags that explicit values and ``[TAG]`` prefixes resolve
             against; by default the active registry
-            (:func:`~otel_jobtags.use_registry`, set by ``install``).
+            (:func:`~otel_jobtags.context.use_registry`, set by ``install``).
         prefix: add the ``[TAG] `` prefix to string messages that lack it.
         prefix_attribution: attribute a record outside any job by a registered
             ``[TAG] `` prefix at the start of its message; else
@@ -149,13 +149,13 @@ class JobTagFilter(logging.Filter):
         return True
 
     def _attribute(self, record: logging.LogRecord, d: dict[str, Any]) -> None:
-        registry = self.registry if self.registry is not None else _context._registry
+        registry = self.registry if self.registry is not None else _context.active_registry()
         tag: JobTag | None = None
         run_id: str | None = None
         if _EXTRA_TAG in d or _EXTRA_ID in d:
             tag = self._explicit(record, d, registry)
         if tag is None:
-            active = _context._current.get()
+            active = _context.current_job_var.get()
             if active is not None:
                 tag, run_id = active.tag, active.run_id
         named = None

@@ -1,17 +1,16 @@
 """Check a tag registry against the code that uses it and the scheduler that runs the jobs.
 
-The seed's "adding a job" checklist -- a tag that follows the naming rules,
-an exact and unique job id, the job logging through its tag -- is checked by
-hand there. :func:`check` does it by machine:
+Adding a job takes a tag that follows the naming rules, an exact and unique
+job id, and the job logging through its tag. :func:`check` checks all of it:
 
 * the registry: every tag follows the rules and is unique (for a
   :class:`~otel_jobtags.TagRegistry` that holds by construction; a plain
-  ``{job_id: "[TAG]"}`` mapping such as the seed's ``JOB_TAG_MAP`` is checked
+  ``{job_id: "[TAG]"}`` mapping such as ``JOB_TAG_MAP = {...}`` is checked
   entry by entry, every problem reported);
 * the source: ``[TAG]`` uses in ``.py`` files -- ``format_background_log(TAG, ...)``,
   ``"[NAME] ..."`` literals, ``Registry.NAME`` attributes, ``job_context("job_id")``,
   scheduler ``id="job_id"`` arguments -- that are not registered, and registered
-  tags that nothing uses; files carrying the seed's ``@FEAT:background-log-tagging``
+  tags that nothing uses; files carrying the ``@FEAT:background-log-tagging``
   marker, and files using tags without it;
 * optionally the scheduler: job ids it has that the registry lacks, and the
   other way round.
@@ -43,7 +42,7 @@ __all__ = [
 ]
 
 FEATURE_MARKER = "@FEAT:background-log-tagging"
-"""The comment the seed puts on every piece of code belonging to the feature."""
+"""The comment that marks every source file belonging to the job-tagging feature."""
 
 _TAG_TEXT_RE = re.compile(r"^\[([A-Z][A-Z0-9_]*)\](?: |$)")
 _TAG_ONLY_RE = re.compile(r"^\[([A-Z][A-Z0-9_]*)\]$")
@@ -120,7 +119,7 @@ def registry_from_object(obj: object, name: str = "registry") -> tuple[TagRegist
     """A :class:`~otel_jobtags.TagRegistry` from what a ``--registry`` spec points to.
 
     Accepts a registry, or a mapping of job id to tag (a :class:`JobTag`, a
-    ``"[NAME]"`` string or a bare ``"NAME"``) like the seed's ``JOB_TAG_MAP``.
+    ``"[NAME]"`` string or a bare ``"NAME"``) like a hand-written ``JOB_TAG_MAP``.
     Every entry of a mapping is checked against the naming rules and for
     duplicates; the entries that pass make the returned registry.
 
@@ -199,7 +198,7 @@ def _holders(tree: ast.Module) -> tuple[set[str], set[int]]:
                 and isinstance(stmt.value.value, str)
                 and _TAG_ONLY_RE.match(stmt.value.value)
             ]
-            if constants:  # the seed's `class BackgroundJobTag: AUTO_REBAL = "[AUTO_REBAL]"`
+            if constants:  # `class BackgroundJobTag: AUTO_REBAL = "[AUTO_REBAL]"`
                 holders.add(node.name)
                 definitions.update(id(c) for c in constants)
     return holders, definitions
@@ -241,7 +240,7 @@ class _Uses(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_Dict(self, node: ast.Dict) -> None:
-        # A dict display mapping job ids to tags (the seed's JOB_TAG_MAP) defines, it does not use.
+        # A dict display mapping job ids to tags (a JOB_TAG_MAP) defines, it does not use.
         for key, value in zip(node.keys, node.values, strict=True):
             if isinstance(key, ast.Constant) and isinstance(key.value, str):
                 self._skip_tree(value)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -388,7 +389,7 @@ class Installation:
     def _restore_logging(self) -> None:
         if self._previous_level is not None:
             self._logger.setLevel(self._previous_level)
-        if _context._registry is self.handler.job_filter.registry:
+        if _context.active_registry() is self.handler.job_filter.registry:
             _context.use_registry(self._previous_registry)
 
     def _detach(self, replacement: tuple[logging.Logger, logging.Handler]) -> None:
@@ -401,6 +402,12 @@ class Installation:
         """
         target, handler = replacement
         self._detached = True
+        queue = getattr(handler, "queue", None)
+        if queue is not None:
+            # A log call that took the old handler just before the swap hands
+            # its record over to the new installation, never to a closed queue.
+            self.processor.queue.successor = queue
+            self.handler.queue = queue
         logger = self._logger
         if logger is target and self.handler in logger.handlers:
             logger.handlers = [handler if h is self.handler else h for h in logger.handlers]
@@ -526,8 +533,8 @@ def install(
     """Export the application's logs over OTLP, each record attributed to its job.
 
     Sets up a resource (``service.name``, ``service.instance.id``,
-    ``process.pid``), an OTLP exporter, a processor and a
-    :class:`~otel_jobtags.JobTagHandler` on the root logger, and makes
+    ``process.pid``, ``host.name``), an OTLP exporter, a processor and a
+    :class:`~otel_jobtags.handler.JobTagHandler` on the root logger, and makes
     ``registry`` the active one. Calling it again replaces the previous
     installation (records are never exported twice).
 
@@ -626,6 +633,10 @@ def install(
     level = parse_level(level)
 
     resource = Resource.create({"process.pid": os.getpid()})  # OTEL_RESOURCE_ATTRIBUTES applies
+    if "host.name" not in resource.attributes:
+        # With the pid, it names the process that wrote a record: a job run by two
+        # processes (a scheduler per worker) shows up on dashboards and alerts.
+        resource = resource.merge(Resource({"host.name": socket.gethostname()}))
     extra = dict(resource_attributes or {})
     if service_name is not None:
         extra["service.name"] = service_name
@@ -688,13 +699,16 @@ def install(
         # For the operator, not for the export (the previous installation's
         # handler, or the new one, may already be on the logger).
         with exporting():
-            _log.info(_start_summary(settings, exporter_name, exporter, registry or _context._registry))
+            active = registry or _context.active_registry()
+            _log.info(_start_summary(settings, exporter_name, exporter, active))
         attachment = Attachment(handler, target, level)
         attachment.attach()  # adds the handler unless it took the previous one's place
         pipeline_logs_guard = PipelineLogs()
         if pipeline == "stderr":
             pipeline_logs_guard.divert()
-        previous_registry = _context.use_registry(registry) if registry is not None else _context._registry
+        previous_registry = (
+            _context.use_registry(registry) if registry is not None else _context.active_registry()
+        )
         installation = Installation(
             provider=provider,
             handler=handler,

@@ -1,9 +1,9 @@
-"""The seed application's 13 background jobs, as a ready registry and a runnable demo.
+"""An example application's 13 background jobs, as a ready registry and a runnable demo.
 
 ``JOBS`` is the registry of the original trading web server's jobs, with
 their job ids, descriptions and schedules. :func:`run_demo` (the
 ``otel-jobtags demo`` command) runs them on APScheduler for a short time, each
-logging in the seed's style, writes the tagged text log to a file, prints a
+logging in the classic ``[TAG] message`` style, writes the tagged text log to a file, prints a
 per-job summary and, when an OTLP endpoint is configured, exports there too.
 The scheduler is connected with :func:`otel_jobtags.scheduler.connect`, so the
 job bodies know nothing of contexts, and every run leaves a run record.
@@ -32,10 +32,10 @@ from .tags import JobTag, TagRegistry, format_background_log
 __all__ = ["JOBS", "JobSummary", "run_demo"]
 
 JOBS = TagRegistry()
-"""The seed application's 13 jobs."""
+"""The example application's 13 jobs."""
 
 # fmt: off
-# constant / tag name, job id, what it does, schedule -- the seed's job table.
+# constant / tag name, job id, what it does, schedule -- the job table.
 PRECISION_CACHE = JOBS.define("PRECISION_CACHE", "precision_cache",
                               "refresh the price-precision cache", "every 30 s")
 SYMBOL_VALID = JOBS.define("SYMBOL_VALID", "symbol_validator",
@@ -64,9 +64,9 @@ WS_HEALTH = JOBS.define("WS_HEALTH", "websocket_health_monitor",
                         "monitor WebSocket connection health", "every 30 s")
 # fmt: on
 
-"""Jobs running at least this often follow the seed's high-frequency rule."""
+"""Jobs running at least this often follow the high-frequency rule (quiet exit, periodic summary)."""
 _DEMO_SUMMARY_EVERY = timedelta(seconds=10)
-"""The seed summarises every 5 minutes; the demo sooner, so that a short run shows summaries."""
+"""Production code summarises every 5 minutes; the demo sooner, so that a short run shows summaries."""
 
 log = logging.getLogger("otel_jobtags.demo.app")
 exchange_log = logging.getLogger("otel_jobtags.demo.exchange")
@@ -84,9 +84,9 @@ def _exchange_call(endpoint: str, rng: random.Random) -> int:
 
 
 def _make_job(tag: JobTag, rng: random.Random, failure_rate: float) -> Callable[[], None]:
-    """A job body in the seed's style: start, detail, done, sometimes a failure.
+    """A job body in the classic style: start, detail, done, sometimes a failure.
 
-    High-frequency jobs follow the seed's rule: quiet exit when there is
+    High-frequency jobs follow the rule: quiet exit when there is
     nothing to do, and a status summary at most every few minutes.
     """
     frequent = tag.schedule.period is not None and tag.schedule.period <= FREQUENT_PERIOD
@@ -99,11 +99,11 @@ def _make_job(tag: JobTag, rng: random.Random, failure_rate: float) -> Callable[
         items = _exchange_call(f"/api/{tag.job_id}", rng)
         if frequent and not first:
             if items == 0:
-                return  # the seed's quiet exit: nothing to do, nothing logged
+                return  # the quiet exit: nothing to do, nothing logged
             status.record(processed=items)
             status.maybe_log(log)
             return
-        # The seed's call sites format the prefix themselves; they still work.
+        # Call sites that format the prefix themselves still work.
         log.log(logging.DEBUG if frequent else logging.INFO, format_background_log(tag, "🔄 job started"))
         log.debug("processed: %d items", items)
         if first and tag == TOKEN_REFRESH:
@@ -217,7 +217,7 @@ def run_demo(
     seed: int | None = None,
     out: TextIO | None = None,
 ) -> dict[str, JobSummary]:
-    """Run the 13 seed jobs on APScheduler and report what each logged.
+    """Run the 13 example jobs on APScheduler and report what each logged.
 
     Every job runs once at start (so each tag appears even for daily jobs),
     then on its real schedule. The tagged text log goes to ``log_file``; when

@@ -11,6 +11,7 @@ them all at once; the subclasses say which rule was broken and how to fix it::
     ├── MissingExtraError (ImportError)   an integration's optional package is missing
     ├── LokiError                         Loki cannot be reached or answers an error
     ├── MarkerError (ValueError)          a Markdown file lacks the job table's markers
+    ├── PayloadError (ValueError)         an export to the receiver is not a valid OTLP logs request
     ├── SpoolError                        a spool file fails its checks
     ├── UntrustedSpoolError (PermissionError)  the spool directory is not this user's alone
     └── StoreError                        the embedded store cannot do what was asked
@@ -137,3 +138,7 @@ class SpoolError(JobTagsError):
 
 class UntrustedSpoolError(JobTagsError, PermissionError):
     """The spool directory or its key is not this user's alone; the message says what to do."""
+
+
+class PayloadError(JobTagsError, ValueError):
+    """An export's payload is not a valid OTLP logs request."""

@@ -197,7 +197,7 @@ class JobTagHandler(LoggingHandler):
         stderr: where internal records go; ``None`` means a stream handler on stderr.
         throttle_interval: seconds between two stderr lines with the same message.
         queue: hand records over to this queue of a
-            :class:`~otel_jobtags.DeliveryProcessor` (``install`` does): the log
+            :class:`~otel_jobtags.delivery.DeliveryProcessor` (``install`` does): the log
             call then only attributes the record and formats its message and
             traceback; the OpenTelemetry record is built on the export thread.
     """
@@ -321,7 +321,11 @@ class JobTagHandler(LoggingHandler):
         # frames are what they were), then an append. The OpenTelemetry
         # record is built on the export thread.
         try:
-            body, attributes, size = self._parts(record)
+            try:
+                body, attributes, size = self._parts(record)
+            except Exception as exc:  # a message or value that cannot be formatted
+                report_internal_error("could not format a log record", exc)
+                body, attributes, size = _unformattable(record, exc), None, 0
             queue.put(
                 (
                     record.name,
@@ -372,6 +376,22 @@ class JobTagHandler(LoggingHandler):
             )
         except Exception as exc:  # a log call must never fail because of us
             report_internal_error("could not export a log record", exc)
+
+
+def _safe_str(value: Any) -> str:
+    try:
+        return str(value)
+    except Exception:
+        return object.__repr__(value)
+
+
+def _unformattable(record: logging.LogRecord, exc: Exception) -> str:
+    """A body for a record whose message, arguments or attributes cannot be formatted:
+    still delivered, saying why (as ``logging`` itself says "--- Logging error ---")."""
+    return (
+        f"{_safe_str(record.msg)} (otel-jobtags could not format this record: "
+        f"{type(exc).__name__}: {_safe_str(exc)}; arguments: {_safe_str(record.args)})"
+    )
 
 
 def _exception_attributes(exc_info: Any, attributes: dict[str, Any]) -> dict[str, Any]:

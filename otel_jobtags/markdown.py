@@ -1,4 +1,4 @@
-"""The tag registry as the seed's Markdown job table, kept up to date inside documents.
+"""The tag registry as a Markdown job table, kept up to date inside documents.
 
 :func:`render_job_table` writes the table the original application's documentation kept by hand
 (``| constant | tag | job id | what it does | schedule |``), from the registry.
@@ -45,7 +45,7 @@ def _cell(text: str) -> str:
 
 
 def render_job_table(registry: TagRegistry, *, link: Callable[[JobTag], str] | None = None) -> str:
-    """The registry as the seed's Markdown table, one row per tag in definition order.
+    """The registry as a Markdown table, one row per tag in definition order.
 
     Args:
         registry: the tags.

@@ -4,12 +4,12 @@ A schedule is one of three kinds:
 
 * :class:`Interval` -- every N seconds (``"every 30 s"``, ``"every 5 min"``);
 * :class:`Cron` -- a five-field cron expression (minute hour day month
-  day-of-week), rendered the way the seed's job table words it when it can be
+  day-of-week), rendered the way a job table words it when it can be
   (``"daily 09:00"``, ``"hourly at minute 17"``);
 * :class:`Manual` -- run by hand or by an external trigger, no period.
 
 :func:`parse_schedule` accepts the human text and returns the schedule;
-``str(schedule)`` gives the text back, so the seed's table can be generated.
+``str(schedule)`` gives the text back, so the job table can be generated.
 """
 
 from __future__ import annotations

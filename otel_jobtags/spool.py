@@ -425,7 +425,12 @@ class Spool:
 
     @staticmethod
     def _read_file(path: Path) -> bytes:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # never followed: it could point anywhere
+                raise SpoolError(f"{path.name}: a symbolic link, not a file this spool wrote") from None
+            raise
         with open(fd, "rb") as f:
             _check_file(fd, path)
             return f.read()

@@ -1,6 +1,6 @@
 """Job tags and the registry that checks them.
 
-A :class:`JobTag` is the seed's ``BackgroundJobTag`` constant made into a small
+A :class:`JobTag` is a ``BackgroundJobTag``-style constant made into a small
 value type: it renders as ``[AUTO_REBAL]``, compares by name, and knows its
 APScheduler job id, description and schedule. A :class:`TagRegistry` holds the
 tags of one application and enforces the naming rules when a tag is defined,
@@ -70,8 +70,8 @@ class JobTag:
     """One background job's tag.
 
     ``str(tag)`` is the text prefix ``[NAME]``; :attr:`value` is the same text,
-    as the seed's code reads it. Tags compare equal by name, and also to their
-    ``[NAME]`` text, so the seed's string constants and these tags mix.
+    as code that formats it by hand reads it. Tags compare equal by name, and also to their
+    ``[NAME]`` text, so plain string constants and these tags mix.
 
     Build tags with :meth:`TagRegistry.define`, which checks the rules.
     """
@@ -97,7 +97,7 @@ class JobTag:
 
     @property
     def value(self) -> str:
-        """The bracketed tag, ``[NAME]`` (the seed's ``job_tag.value``)."""
+        """The bracketed tag, ``[NAME]`` (an enum-style ``job_tag.value``)."""
         return self._text  # type: ignore[attr-defined, no-any-return]
 
     def __str__(self) -> str:
@@ -124,7 +124,7 @@ def tag_prefix(tag: JobTag | str) -> str:
 
 
 def format_background_log(tag: JobTag | str, message: str) -> str:
-    """Prefix ``message`` with the job's tag, exactly as the seed does.
+    """Prefix ``message`` with the job's tag, exactly as hand-written code does.
 
     >>> format_background_log(JobTag("AUTO_REBAL", "auto_rebalance"), "job started")
     '[AUTO_REBAL] job started'
@@ -142,9 +142,9 @@ class TagRegistry:
     >>> jobs.AUTO_REBAL is AUTO_REBAL, jobs.by_job_id("auto_rebalance").name
     (True, 'AUTO_REBAL')
 
-    Tags are reachable as attributes (``jobs.AUTO_REBAL``, like the seed's
+    Tags are reachable as attributes (``jobs.AUTO_REBAL``, like a
     ``BackgroundJobTag``), by job id, by name, and through
-    :attr:`job_tag_map`, the seed's ``JOB_TAG_MAP``.
+    :attr:`job_tag_map`, a ``JOB_TAG_MAP``.
     """
 
     def __init__(self, tags: Iterator[JobTag] | list[JobTag] | tuple[JobTag, ...] = ()) -> None:
@@ -244,7 +244,7 @@ class TagRegistry:
 
     @property
     def job_tag_map(self) -> Mapping[str, JobTag]:
-        """The seed's ``JOB_TAG_MAP``: job id to tag, read-only, derived from the tags."""
+        """The ``JOB_TAG_MAP``: job id to tag, read-only, derived from the tags."""
         return MappingProxyType(self._by_job_id)
 
     @property

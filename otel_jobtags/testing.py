@@ -15,12 +15,16 @@ about themselves.)
 exactly what would be exported. A test suite that builds the whole
 application sets ``OTEL_LOGS_EXPORTER=none``: the application's own
 ``install()`` then exports nothing and has nothing to deliver at exit.
+
+:func:`run_job` calls a job function as the scheduler integration runs each
+scheduled run -- in the job's context with a fresh run id, with its run
+record -- without a scheduler, and returns what happened.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,16 +33,20 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 
 from .configure import Installation, current_installation, default_exporter, install
 from .handler import ATTR_JOB_ID, ATTR_JOB_RUN_ID, ATTR_JOB_TAG, JobTagFilter
-from .tags import TagRegistry
+from .scheduler import JobRun, RunRecordPolicy
+from .scheduler import run_job as _run_job
+from .tags import JobTag, TagRegistry
 
 __all__ = [
     "CapturedExports",
     "CapturedLog",
     "ExportedLog",
     "ExportedLogs",
+    "JobRun",
     "capture_exports",
     "capture_logs",
     "export_in_memory",
+    "run_job",
 ]
 
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -227,3 +235,40 @@ def capture_exports() -> Iterator[CapturedExports]:
 
     with default_exporter(factory):
         yield CapturedExports(exporters)
+
+
+def run_job(
+    registry: TagRegistry,
+    job: JobTag | str,
+    func: Callable[..., Any],
+    /,
+    *args: Any,
+    run_records: RunRecordPolicy | bool = True,
+    **kwargs: Any,
+) -> JobRun:
+    """Run a job function once exactly as the scheduler would: in its context, with its run record.
+
+    Every record the function (and what it calls) logs carries the job's
+    tag and a fresh ``job.run_id``; the run record follows, as
+    ``otel_jobtags.scheduler.connect`` writes it. What the function raises
+    is recorded and returned, not raised::
+
+        with capture_logs(JOBS) as logs:
+            run = run_job(JOBS, "auto_rebalance", rebalance, dry_run=True)
+        assert run.outcome == "success"
+        assert {r.run_id for r in logs} == {run.run_id}
+
+    Args:
+        registry: the application's tags.
+        job: the job: its id, tag name or tag.
+        func: the job function; ``args`` and ``kwargs`` are passed to it.
+        run_records: as for :func:`otel_jobtags.scheduler.run_job`.
+
+    Returns:
+        :class:`~otel_jobtags.scheduler.JobRun`: outcome, run id, duration,
+        the returned value or the raised error.
+
+    Raises:
+        UnknownJobError: the registry does not know ``job``.
+    """
+    return _run_job(registry.resolve(job), func, *args, run_records=run_records, **kwargs)

@@ -44,7 +44,6 @@ from flask import Flask, Response, abort, current_app, jsonify, render_template_
 
 from otel_jobtags import (
     ConfigError,
-    Installation,
     JobTag,
     JobTagFilter,
     JobTagFormatter,
@@ -58,6 +57,7 @@ from otel_jobtags import (
     install,
     read_job_logs,
 )
+from otel_jobtags.configure import Installation
 from otel_jobtags.logfiles import DEFAULT_LINE_FORMAT, rotated_files
 from otel_jobtags.web import create_app as create_jobs_view
 

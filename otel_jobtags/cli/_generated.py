@@ -91,8 +91,8 @@ def add_generated_artefact_commands(commands: argparse._SubParsersAction[argpars
         help="write the Grafana alert rules of the registry's jobs",
         description=(
             "Generate Grafana alert rules (a job is late: no successful run within its period plus "
-            "a grace; a job is failing: repeated failed runs) from a tag registry, as a Grafana "
-            "alerting provisioning file."
+            "a grace; a job is failing: repeated failed runs; a job is overlapping: two processes "
+            "keep running it) from a tag registry, as a Grafana alerting provisioning file."
         ),
     )
     registry_option(alerts)
@@ -103,7 +103,7 @@ def add_generated_artefact_commands(commands: argparse._SubParsersAction[argpars
 
     table = commands.add_parser(
         "table",
-        help="print the registry as the seed's Markdown job table",
+        help="print the registry as a Markdown job table",
         description=(
             "Print the registry as the Markdown table | constant | tag | job id | what it does | "
             "schedule |, or put it between the <!-- jobs-table:start --> and "

@@ -15,7 +15,7 @@ def add_logs_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
         "logs",
         help="show a job's records from a text log file, tracebacks included",
         description=(
-            "Print one job's records from text log files written in the seed's format "
+            "Print one job's records from text log files written in the default format "
             "('%(asctime)s %(levelname)s: [TAG] message'), with their continuation lines "
             "(tracebacks, multi-line messages). Each file stands for its rotated generations too "
             "(app.log.3, app.log.2.gz, ..., app.log, read oldest first). Exits 0 also when "
@@ -49,7 +49,7 @@ def add_logs_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
     logs.add_argument(
         "--line-format",
         metavar="FMT",
-        help="the logging format string the file was written with (default: the seed's "
+        help="the logging format string the file was written with (default: "
         "'%%(asctime)s %%(levelname)s: %%(message)s'); %%(message)s must come last",
     )
     logs.add_argument(

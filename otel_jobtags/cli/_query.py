@@ -1,4 +1,4 @@
-"""``otel-jobtags query``: a job's records from Loki."""
+"""``otel-jobtags query``: a job's records from Loki, or from ``otel-jobtags serve`` (``--local``)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ from ._options import job_tag_as_option, non_negative_float, positive_int, selec
 def add_query_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     query = commands.add_parser(
         "query",
-        help="show a job's records from Loki, or print the LogQL for them",
+        help="show a job's records from Loki or from 'otel-jobtags serve', or print the LogQL for them",
         description=(
             "Query Loki for one job's records (exported by otel_jobtags.install through the collector): "
             "the same selection as 'logs', as LogQL over Loki's HTTP API. Every value is escaped into the "
-            "query. Prints the most recent --limit records, oldest first. Exits 0 also when nothing "
-            "matches; 1 when Loki fails; 2 on usage errors such as an unknown job."
+            "query. With --local URL, ask 'otel-jobtags serve' (its JSON API) instead of Loki. Prints the "
+            "most recent --limit records, oldest first. Exits 0 also when nothing matches; 1 when the "
+            "server fails; 2 on usage errors such as an unknown job."
         ),
     )
     selection_options(query)
@@ -26,6 +27,12 @@ def add_query_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "--loki",
         metavar="URL",
         help="Loki's base URL; default: $OTEL_JOBTAGS_LOKI_URL, else $LOKI_URL (e.g. http://localhost:3100)",
+    )
+    query.add_argument(
+        "--local",
+        metavar="URL",
+        help="ask 'otel-jobtags serve' at this URL instead of Loki, e.g. http://127.0.0.1:4320 "
+        "(token: $OTEL_JOBTAGS_TOKEN)",
     )
     query.add_argument(
         "--service",
@@ -71,8 +78,27 @@ def _cmd_query(args: argparse.Namespace) -> int:
         return 0
     if args.limit == 0:
         args.parser.error("--limit must be at least 1")
-    client = LokiClient(args.loki, timeout=args.timeout, tenant=args.tenant)
-    entries = client.query(args.job, since=args.since, until=args.until, limit=args.limit, **options)
+    if args.local:
+        from ..store import StoreClient
+
+        if args.loki:
+            args.parser.error("give --loki or --local, not both")
+        local = StoreClient(
+            args.local, timeout=args.timeout, token=os.environ.get("OTEL_JOBTAGS_TOKEN") or None
+        )
+        entries = local.query(
+            args.job,
+            registry=registry,
+            level=args.level,
+            contains=args.contains,
+            ignore_case=args.ignore_case,
+            since=args.since,
+            until=args.until,
+            limit=args.limit,
+        )
+    else:
+        client = LokiClient(args.loki, timeout=args.timeout, tenant=args.tenant)
+        entries = client.query(args.job, since=args.since, until=args.until, limit=args.limit, **options)
     for entry in entries:
         if args.format == "json":
             print(json.dumps(entry.to_dict(), ensure_ascii=False))

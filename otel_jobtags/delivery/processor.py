@@ -7,7 +7,7 @@ stock ``BatchLogRecordProcessor`` (which drops silently when its queue is full
 and loses a batch when the exporter gives up on it):
 
 - The log call only appends to a bounded queue (a :data:`Prepared` tuple from
-  :class:`~otel_jobtags.JobTagHandler`, or an SDK record through ``on_emit``);
+  :class:`~otel_jobtags.handler.JobTagHandler`, or an SDK record through ``on_emit``);
   the OpenTelemetry record is built on the export thread.
 - One worker thread feeds the state machine and performs its actions: export
   (one attempt, classified), wait, split, reject, evict.
@@ -30,7 +30,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk._logs import LogRecordLimits, LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
@@ -40,12 +40,14 @@ from opentelemetry.sdk.resources import Resource
 from .. import _diagnostics, _fork
 from ..errors import ConfigError
 from ..pipeline_logs import hint_for
-from ..spool import Spool, SpooledBatch, SpoolError
+from ..spool import Spool
 from .internal import exporting
 from .machine import Batch, DeliveryMachine, Evict, Finish, Probe, Send, Split, Wait
 from .outcome import Outcome, export_classified
 from .queue import RecordQueue
-from .records import RecordBuilder, bounded, record_size
+from .records import RecordBuilder, bounded, hashed, record_size
+from .spooling import BatchSpool
+from .stats import DeliveryStats, rejection_message
 
 __all__ = [
     "DEFAULT_MAX_BATCH_BYTES",
@@ -75,9 +77,6 @@ DEFAULT_PROBE_AFTER_FAILURES = 5
 """For exporters that do not classify failures: failures in a row of the head batch
 before it is split; refusals of a single record before it is rejected."""
 
-# Batches whose records stay in memory while they wait in the spool; the
-# others are read back from disk when their turn comes.
-_IN_MEMORY_BATCHES = 4
 ADOPT_INTERVAL = 5.0
 """Seconds between two looks, with a spool, for batches left by processes that have died since.
 
@@ -86,36 +85,6 @@ timeout or from the OOM killer) leaves its batches in the spool, and nothing
 starts cold to adopt them: the master and the replacement worker are running
 already. So every process with a spool looks again now and then (and a
 forked child at once); the first to look takes them."""
-
-
-def _describe(exc: Exception) -> str:
-    # An OSError says what happened ("[Errno 28] No space left on device");
-    # anything else is named by its type too.
-    return str(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
-
-
-@dataclass(frozen=True)
-class DeliveryStats:
-    """Counters of a :class:`DeliveryProcessor` (of this process, since it started).
-
-    They always add up: ``emitted == delivered + queued + dropped + rejected``.
-    """
-
-    emitted: int
-    """Records accepted (including those adopted from the spool)."""
-    delivered: int
-    """Records the receiver acknowledged."""
-    queued: int
-    """Records held now, in memory or in the spool, not yet delivered."""
-    dropped: int
-    """Records dropped: the oldest, past the bound, and any logged after shutdown began."""
-    rejected: int
-    """Records discarded: refused for good by the receiver (see docs/delivery.md), or whose
-    spool file was corrupt."""
-    failed_exports: int
-    """Export attempts that failed (each is retried)."""
-    replaced: int = 0
-    """Records delivered with text UTF-8 cannot encode (lone surrogates) replaced by U+FFFD."""
 
 
 class DeliveryProcessor(LogRecordProcessor):
@@ -147,7 +116,7 @@ class DeliveryProcessor(LogRecordProcessor):
         new_instance_id_after_fork: give a forked child's records a new
             ``service.instance.id`` (leave it as it is when the user set one).
         resource: the resource of records handed over by
-            :class:`~otel_jobtags.JobTagHandler`, or a function giving it (the
+            :class:`~otel_jobtags.handler.JobTagHandler`, or a function giving it (the
             provider's, which the SDK renews in a child after ``fork``).
         limits: the attribute limits for those records.
     """
@@ -199,11 +168,12 @@ class DeliveryProcessor(LogRecordProcessor):
         self._schedule_delay = schedule_delay
         self.shutdown_timeout = shutdown_timeout
         self._spool = spool
-        self._throttle = throttle or _diagnostics._default
+        self._throttle = throttle or _diagnostics.DEFAULT_THROTTLE
+        self._spooling = BatchSpool(spool, self._throttle, self._readable) if spool is not None else None
         self._resource = resource if callable(resource) else (lambda: resource or Resource.get_empty())
         self._builder = RecordBuilder(self._resource(), limits)
         self.queue = RecordQueue(max_queue_records, max_queue_bytes, max_batch_size)
-        """The hot path: :class:`~otel_jobtags.JobTagHandler` puts prepared records here."""
+        """The hot path: :class:`~otel_jobtags.handler.JobTagHandler` puts prepared records here."""
         self._resource_map: dict[int, tuple[Resource, Resource]] = {}
         self._forked = False
         self._child_resource_attributes: dict[str, str | int] = {}
@@ -306,19 +276,23 @@ class DeliveryProcessor(LogRecordProcessor):
                 out.append(item)
                 continue
             rec: ReadWriteLogRecord = item
-            resource = rec.resource if rec.resource is not None else Resource.get_empty()
-            if self._forked:
-                resource = self._child_resource(resource)
+            resource = self._child_resource(
+                rec.resource if rec.resource is not None else Resource.get_empty()
+            )
             readable = bounded(rec.log_record, resource, rec.instrumentation_scope, rec.limits)
             out.append(builder.clean(readable))
         return out
 
     def _child_resource(self, resource: Resource) -> Resource:
-        # The SDK gives a forked child the parent's resource; records must name
-        # the process that wrote them.
+        # The resource records are exported with: the SDK gives a forked child
+        # the parent's resource, and records must name the process that wrote
+        # them; and its hash is kept (see records.hashed).
         entry = self._resource_map.get(id(resource))
         if entry is None or entry[0] is not resource:
-            entry = (resource, resource.merge(Resource(self._child_resource_attributes)))
+            exported = resource
+            if self._forked:
+                exported = resource.merge(Resource(self._child_resource_attributes))
+            entry = (resource, hashed(exported))
             self._resource_map[id(resource)] = entry
         return entry[1]
 
@@ -396,8 +370,12 @@ class DeliveryProcessor(LogRecordProcessor):
         self.queue.reserve(sending, (machine.held_records, machine.held_bytes))
 
     def _perform(self, actions: list[Any]) -> None:
-        if self._spool is not None:
-            self._spool_new_batches()  # write-ahead: on disk before it is sent
+        spooling = self._spooling
+        if spooling is not None:
+            for action in actions:
+                if isinstance(action, Split):
+                    spooling.split(action)  # its parts are written in the batch's place
+            self._spool_new_batches(spooling)  # write-ahead: on disk before it is sent
         for action in actions:
             if isinstance(action, (Send, Probe)):
                 self._export(action)
@@ -405,11 +383,8 @@ class DeliveryProcessor(LogRecordProcessor):
                 self._wait(action.until)
             elif isinstance(action, Finish):
                 self._finished(action)
-            elif isinstance(action, Evict):
-                if self._spool is not None and isinstance(action.batch.tag, SpooledBatch):
-                    self._spool.remove(action.batch.tag)
-            elif isinstance(action, Split):
-                self._split(action)
+            elif isinstance(action, Evict) and spooling is not None:
+                spooling.evict(action.batch)
 
     def _wait(self, until: float | None) -> None:
         timeout = self._schedule_delay
@@ -420,16 +395,10 @@ class DeliveryProcessor(LogRecordProcessor):
 
     def _records(self, batch: Batch) -> list[ReadableLogRecord] | None:
         """The batch's records, built (and kept) on first use; ``None`` if its file is bad."""
+        if self._spooling is not None:
+            return self._spooling.records(batch)
         if batch.records and type(batch.records[0]) is not ReadableLogRecord:
             batch.records = self._readable(batch.records)
-        if not batch.records and batch.count:
-            spooled = batch.tag
-            assert self._spool is not None and isinstance(spooled, SpooledBatch)
-            try:
-                batch.records = self._spool.read(spooled)
-            except (SpoolError, OSError) as exc:
-                self._spool.quarantine(spooled.path, str(exc))
-                return None
         return batch.records
 
     def _export(self, action: Send | Probe) -> None:
@@ -460,83 +429,26 @@ class DeliveryProcessor(LogRecordProcessor):
         self._perform(actions)
 
     def _finished(self, action: Finish) -> None:
-        batch = action.batch
-        if self._spool is not None and isinstance(batch.tag, SpooledBatch):
-            if action.delivered:
-                self._spool.remove(batch.tag)
-            else:
-                aside = self._spool.set_aside(batch.tag, ".rejected")
-                batch.tag = aside
+        if self._spooling is not None:
+            self._spooling.finish(action)
         if not action.delivered:
             self._report_rejected(action)
         with self._lock:
             self._changed.notify_all()
 
     def _report_rejected(self, action: Finish) -> None:
-        batch = action.batch
-        records = batch.records or []
-        kept = f"; kept as {batch.tag.name}" if self._spool is not None and batch.tag is not None else ""
-        if not records or type(records[0]) is not ReadableLogRecord:
-            self._throttle.warn("refused", f"rejected {batch.count} records{kept}")
-            return
-        record: ReadableLogRecord = records[0]
-        log_record = record.log_record
-        scope = record.instrumentation_scope
-        severity = log_record.severity_text or (
-            log_record.severity_number.name if log_record.severity_number is not None else "-"
-        )
-        if batch.last is Outcome.PERMANENT:
-            why = "the receiver refused a record while accepting empty requests"
-        else:
-            why = f"the receiver refused a record {batch.refusals} times while accepting empty requests"
-        self._throttle.warn(
-            "refused",
-            f"{why}; rejected it: {scope.name if scope is not None else '-'} {severity}: "
-            f"{str(log_record.body)[:80]!r}{kept}",
-        )
+        kept = action.batch.tag if self._spooling is not None else None
+        key, message = rejection_message(action.batch, kept if isinstance(kept, Path) else None)
+        self._throttle.warn(key, message)
 
-    def _split(self, action: Split) -> None:
-        spool = self._spool
-        old = action.batch.tag
-        if spool is None or not isinstance(old, SpooledBatch):
-            return
-        # The parts are written next to the batch (named to sort in its place)
-        # before its file goes: a crash in between sends them twice, never loses them.
-        try:
-            for number, part in enumerate(action.parts, 1):
-                records = self._records(part)
-                assert records is not None
-                part.tag = spool.write_part(old, number, records, part.nbytes)
-        except Exception as exc:
-            self._throttle.warn("spool-write", f"could not write to the spool: {_describe(exc)}")
-            for part in action.parts:
-                part.tag = False  # in memory only
-        spool.remove(old)
-
-    def _spool_new_batches(self) -> None:
-        spool = self._spool
-        assert spool is not None
+    def _spool_new_batches(self, spooling: BatchSpool) -> None:
         with self._lock:
-            pending = list(self._machine.pending)
-        fresh = []
-        for batch in reversed(pending):
-            if batch.tag is not None:
-                break
-            fresh.append(batch)
-        for batch in reversed(fresh):
-            records = self._records(batch)
-            if records is None:
-                continue
-            try:
-                batch.tag = spool.write(records, batch.nbytes)
-            except Exception as exc:
-                self._throttle.warn("spool-write", f"could not write to the spool: {_describe(exc)}")
-                batch.tag = False  # kept in memory only
-                continue
+            # Not written yet (tag None). Not only at the tail: adopted
+            # batches come after fresh ones.
+            fresh = [batch for batch in self._machine.pending if batch.tag is None]
+        spooling.write_fresh(fresh)
         with self._lock:
-            for position, batch in enumerate(self._machine.pending):
-                if position >= _IN_MEMORY_BATCHES and isinstance(batch.tag, SpooledBatch):
-                    batch.records = []  # read back from disk when its turn comes
+            spooling.unload(self._machine.pending)
 
     def _report_drops(self) -> None:
         total = self.stats.dropped
@@ -620,31 +532,20 @@ class DeliveryProcessor(LogRecordProcessor):
             machine.stop(time.monotonic())
             pending = list(machine.pending)
             left = machine.held_records
-        if self._spool is None:
+        if self._spooling is None:
             if left:
                 _diagnostics.write(
                     f"{left} log records were not delivered before exit (receiver unavailable "
                     f"for {self.shutdown_timeout:g}s); set a spool directory to keep them"
                 )
             return
+        assert self._spooling is not None
         with exporting():
-            on_disk = sum(b.count for b in pending if isinstance(b.tag, SpooledBatch))
-            written = 0
-            for batch in pending:
-                if isinstance(batch.tag, SpooledBatch):
-                    continue
-                try:
-                    records = self._records(batch)
-                    assert records is not None
-                    self._spool.write(records, batch.nbytes)
-                    written += batch.count
-                except Exception as exc:
-                    self._throttle.warn("spool-write", f"could not write to the spool: {_describe(exc)}")
-            self._spool.close()
+            on_disk, written = self._spooling.keep(pending)
         if on_disk + written:
             _diagnostics.write(
                 f"{on_disk + written} log records not delivered before exit are kept in "
-                f"{self._spool.directory} for the next start"
+                f"{self._spooling.spool.directory} for the next start"
             )
         if left - on_disk - written:
             _diagnostics.write(f"{left - on_disk - written} log records were not delivered and are lost")

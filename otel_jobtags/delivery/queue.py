@@ -55,6 +55,8 @@ class RecordQueue:
         """Records the consumer holds in all (it evicts its oldest past the bound)."""
         self.held_bytes = 0
         self.closed = False
+        self.successor: RecordQueue | None = None
+        """Once closed, where records put here go instead (a re-installation's queue)."""
         self.wake = threading.Event()
         """Set once a batch's worth is waiting, and by :meth:`close`."""
 
@@ -70,6 +72,9 @@ class RecordQueue:
             self._busy = True
             try:
                 if self.closed:
+                    if self.successor is not None:
+                        self.successor.put(item, size)
+                        return
                     self.accepted += 1
                     self.dropped += 1
                     return
@@ -117,6 +122,9 @@ class RecordQueue:
                 side = self._side
                 while side:
                     item, size = side.popleft()
+                    if self.closed and self.successor is not None:
+                        self.successor.put(item, size)
+                        continue
                     self.accepted += 1
                     if self.closed:
                         self.dropped += 1
@@ -142,10 +150,12 @@ class RecordQueue:
             self.reserved_records, self.reserved_bytes = sending
             self.held_records, self.held_bytes = held
 
-    def close(self) -> None:
-        """Refuse (count as dropped) everything put from now on."""
+    def close(self, successor: RecordQueue | None = None) -> None:
+        """Take nothing more: records put from now on go to ``successor``, else are dropped (counted)."""
         with self._lock:
             self.closed = True
+            if successor is not None:
+                self.successor = successor
         self.wake.set()
 
     def counts(self) -> tuple[int, int, int]:

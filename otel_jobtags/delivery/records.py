@@ -33,6 +33,7 @@ __all__ = [
     "Prepared",
     "RecordBuilder",
     "attributes_size",
+    "hashed",
     "prepared_size",
     "record_size",
     "scrub",
@@ -144,12 +145,21 @@ class RecordBuilder:
     """
 
     def __init__(self, resource: Resource, limits: LogRecordLimits | None = None) -> None:
-        self.resource = resource
+        self._resource = hashed(resource)
         self.limits = limits if limits is not None else LogRecordLimits()
         self.replaced = 0
         """Records in which text that UTF-8 cannot encode was replaced by U+FFFD."""
         self._scopes: dict[str, InstrumentationScope] = {}
         self._severity: dict[int, SeverityNumber] = {}
+
+    @property
+    def resource(self) -> Resource:
+        """The resource every record carries."""
+        return self._resource
+
+    @resource.setter
+    def resource(self, resource: Resource) -> None:
+        self._resource = hashed(resource)
 
     def build(self, item: Prepared) -> ReadableLogRecord:
         """The OpenTelemetry record for one prepared record."""
@@ -161,8 +171,10 @@ class RecordBuilder:
             deprecated = attributes.pop("event.name", None)
             if event_name is None:
                 event_name = deprecated
-        body, changed = scrub(body)
-        if attributes:
+        changed = 0
+        if type(body) is not str or not body.isascii():
+            body, changed = scrub(body)
+        if attributes and not _plain(attributes):
             attributes, more = scrub(attributes)
             changed += more
         if changed:
@@ -183,7 +195,7 @@ class RecordBuilder:
             attributes=attributes or {},
             event_name=event_name,
         )
-        return bounded(log_record, self.resource, scope, self.limits)
+        return bounded(log_record, self._resource, scope, self.limits)
 
     def clean(self, record: ReadableLogRecord) -> ReadableLogRecord:
         """``record`` (one emitted through the SDK) with its text made encodable."""
@@ -199,6 +211,42 @@ class RecordBuilder:
 
 
 _SIMPLE = (str, int, float, bool)
+
+
+class _HashedResource(Resource):
+    """A resource whose hash is computed once.
+
+    The OTLP encoder groups records by resource, hashing it for every record;
+    the SDK's ``Resource.__hash__`` serializes all its attributes to JSON each
+    time (about a third of the encoding's cost). A resource is immutable, so
+    its hash can be kept.
+    """
+
+    def __init__(self, resource: Resource) -> None:
+        super().__init__(resource.attributes, resource.schema_url)
+        self._hash = super().__hash__()
+
+    def __hash__(self) -> int:
+        return self._hash
+
+
+def hashed(resource: Resource) -> Resource:
+    """``resource``, equal and exported the same, with its hash computed once."""
+    return resource if isinstance(resource, _HashedResource) else _HashedResource(resource)
+
+
+def _plain(attributes: Mapping[str, Any]) -> bool:
+    """True if every value is an ASCII string or a number (nothing to scrub): the common case."""
+    for key, value in attributes.items():
+        if type(key) is not str or not key.isascii():
+            return False
+        kind = type(value)
+        if kind is str:
+            if not value.isascii():
+                return False
+        elif kind is not int and kind is not float and kind is not bool:
+            return False
+    return True
 
 
 def bounded(

@@ -5,7 +5,7 @@ records; :func:`generate_dashboards`/:func:`write_dashboards` produce the
 dashboards and :func:`generate_alert_rules`/:func:`write_alert_rules` the alert
 rules that Grafana provisions (see ``docs/dashboards.md`` and ``docs/alerts.md``).
 :func:`job_status` and the functions it combines compute, in Python, what those
-rules decide for a job: late, failing, or (no rule yet) running twice at once.
+rules decide for a job: late, failing, or run by two processes at once (overlapping).
 """
 
 from ._alerts import (
@@ -51,6 +51,7 @@ from ._status import (
     is_overlapping,
     job_status,
     late_window,
+    overlapping_instances,
     overlapping_runs,
     success_gap,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "logql_regex",
     "logql_string",
     "loki_field",
+    "overlapping_instances",
     "overlapping_runs",
     "render_alert_rules",
     "render_dashboard",

@@ -5,7 +5,7 @@ provisioning file (``grafana/provisioning/alerting/``). They evaluate the run
 records in Loki (one record per run with ``job_outcome``); two per job:
 
 * **late** -- no record of a successful run within the schedule's longest
-  regular gap (:attr:`~otel_jobtags.Schedule.period`), plus the summary
+  regular gap (:attr:`~otel_jobtags.schedule.Schedule.period`), plus the summary
   interval when successes are summarised, plus a grace. The query counts
   success records with ``... or vector(0)``, so silence is the number 0, not
   an absence of data: the rule fires when the application is gone, and
@@ -13,13 +13,22 @@ records in Loki (one record per run with ``job_outcome``); two per job:
   successes are not recorded, have no such rule.
 * **failing** -- at least ``failure_threshold`` failed runs within
   ``failure_window``, and no successful run since the latest failure.
+* **overlapping** -- two or more processes (``service.instance.id``) kept
+  writing run records of the job: at least two within the overlap window
+  (the late window, else the failure window), for a whole window
+  (Grafana's pending period, ``for``). Two schedulers that run every job
+  (one per gunicorn worker) fire it; one process handing over to another
+  (a restart, a deploy, the host lock) does not, as their records meet in
+  a window for less than a window.
 
-Both resolve at the job's next successful run ("recovered"): a success makes
-the late rule's count 1, and makes the failing rule's latest success newer
-than its latest failure.
+The first two resolve at the job's next successful run ("recovered"): a
+success makes the late rule's count 1, and makes the failing rule's latest
+success newer than its latest failure. The overlapping rule resolves once
+one process is left.
 
 :mod:`otel_jobtags.grafana._status` computes, in Python, what the rules
-compute in LogQL and Grafana expressions (:func:`is_late`, :func:`is_failing`),
+compute in LogQL and Grafana expressions (:func:`is_late`, :func:`is_failing`,
+:func:`is_overlapping`),
 with the same numbers (:func:`alert_policies`); the embedded web view shows
 its verdicts.
 
@@ -42,7 +51,7 @@ from . import _yaml
 from ._dashboards import JOB_DASHBOARD_UID, RUNS_PANEL_ID, job_dashboard_url
 from ._logql import DEFAULT_JOB_TAG_AS, JobTagAs, job_selector
 from ._panels import LOKI_DATASOURCE_UID
-from ._runqueries import ERROR, SUCCESS, count_records, last_run_ms, logql_duration
+from ._runqueries import ERROR, SUCCESS, count_processes, count_records, last_run_ms, logql_duration
 from ._status import AlertPolicy, alert_policies
 
 __all__ = [
@@ -201,6 +210,44 @@ def _failing_rule(policy: AlertPolicy, selector: str) -> dict[str, Any]:
     }
 
 
+def _overlapping_rule(policy: AlertPolicy, selector: str) -> dict[str, Any]:
+    tag, window = policy.tag, policy.overlap_window
+    span = logql_duration(window)
+    return {
+        "uid": f"otel-jobtags-overlapping-{tag.name}",
+        "title": f"{tag.name} overlapping",
+        "condition": "C",
+        "data": [
+            _loki_query("A", f"{count_processes(selector, span)} or vector(0)", window),
+            _reduce("B", "A"),
+            _expression(
+                "C",
+                {
+                    "expression": "B",
+                    "type": "threshold",
+                    "conditions": [{"evaluator": {"params": [1], "type": "gt"}}],
+                },
+            ),
+        ],
+        "noDataState": "OK",
+        **_common(tag, "overlapping", "warning"),
+        # Two processes for a whole window: a takeover (restart, deploy, host lock) never lasts that long.
+        "for": span,
+        "annotations": {
+            "summary": f"{_who(tag)}: two or more processes run it, each at every tick",
+            "description": (
+                f"{tag.name} (runs {tag.schedule}) was recorded by two or more processes "
+                f"(service.instance.id) in every {span} for the last {span}: each runs its own scheduler, "
+                "so every run happens once per process. Typical cause: a scheduler started in every "
+                "gunicorn/uWSGI worker or replica; start it with "
+                "otel_jobtags.scheduler.start_once_per_host. The processes are on the job's dashboard "
+                "(Runs by process). Resolves when one process is left."
+            ),
+            "runbook_url": job_dashboard_url(tag.name),
+        },
+    }
+
+
 def generate_alert_rules(
     registry: TagRegistry,
     *,
@@ -215,9 +262,10 @@ def generate_alert_rules(
 
     One rule group (:data:`GROUP`, folder :data:`FOLDER`, evaluated every
     :data:`INTERVAL`) with, per job, a ``<TAG> late`` rule (not for manual
-    jobs, nor when successes are not recorded) and a ``<TAG> failing`` rule. Rules query the Loki datasource
+    jobs, nor when successes are not recorded), a ``<TAG> failing`` rule and
+    a ``<TAG> overlapping`` rule. Rules query the Loki datasource
     ``loki``, link to the per-job dashboard, and carry the labels
-    ``job_tag``, ``job_id``, ``job_alert`` (``late``/``failing``) and
+    ``job_tag``, ``job_id``, ``job_alert`` (``late``/``failing``/``overlapping``) and
     ``severity`` (``critical``/``warning``) for notification routing.
 
     Args:
@@ -245,6 +293,7 @@ def generate_alert_rules(
         if policy.late_window is not None:
             rules.append(_late_rule(policy, selector))
         rules.append(_failing_rule(policy, selector))
+        rules.append(_overlapping_rule(policy, selector))
     group = {
         "orgId": 1,
         "name": GROUP,

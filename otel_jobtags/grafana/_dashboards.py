@@ -52,6 +52,7 @@ from ._panels import (
 from ._runqueries import (
     ERROR,
     ERROR_LEVELS,
+    INSTANCE,
     JOB_TAG,
     LEVEL,
     OUTCOME,
@@ -359,6 +360,24 @@ def _per_job(registry: TagRegistry, job_tag_as: JobTagAs) -> dict[str, Any]:
             lines=200,
         ),
         12,
+        8,
+    )
+    grid.add(
+        timeseries_panel(
+            "Runs by process",
+            "Run records per process (service.instance.id). One line at a time is one scheduler; two "
+            "lines side by side are two processes running the job, each at every tick (a scheduler per "
+            "gunicorn worker or replica): the overlapping alert. A line that ends as another begins is "
+            "a restart or a takeover.",
+            [
+                panel_target(
+                    "A",
+                    f"sum by ({INSTANCE}) (count_over_time({run_records(job)} [$__auto]))",
+                    legend=f"{{{{{INSTANCE}}}}}",
+                )
+            ],
+        ),
+        24,
         8,
     )
     dashboard = dashboard_json(

@@ -7,13 +7,14 @@ from datetime import timedelta
 
 from ..errors import ConfigError
 from ..handler import ATTR_JOB_TAG
-from ..scheduler import ATTR_JOB_DURATION_MS, ATTR_JOB_OUTCOME, ATTR_JOB_RUNS
+from ..scheduler import ATTR_JOB_DURATION_MS, ATTR_JOB_OUTCOME, ATTR_JOB_RUNS, Outcome
 
 __all__ = [
     "DURATION_MS",
     "ERROR",
     "ERROR_LEVELS",
     "FINISHED",
+    "INSTANCE",
     "JOB_TAG",
     "LEVEL",
     "MISSED",
@@ -25,6 +26,7 @@ __all__ = [
     "SKIPPED",
     "STACKTRACE",
     "SUCCESS",
+    "count_processes",
     "count_records",
     "count_runs",
     "last_run_ms",
@@ -38,6 +40,7 @@ _ATTR_STACKTRACE = "exception.stacktrace"  # OpenTelemetry semantic conventions
 
 JOB_TAG = loki_field(ATTR_JOB_TAG)
 SERVICE = loki_field("service.name")
+INSTANCE = loki_field("service.instance.id")  # the process that wrote a record (install() sets one)
 OUTCOME = loki_field(ATTR_JOB_OUTCOME)
 DURATION_MS = loki_field(ATTR_JOB_DURATION_MS)
 RUNS = loki_field(ATTR_JOB_RUNS)
@@ -46,7 +49,10 @@ LEVEL = "detected_level"  # derived by Loki from the severity
 RUN_TIME_MS = "run_time_ms"  # made by the queries themselves, see last_run_ms
 RUN_COUNT = "run_count"  # made by the queries themselves, see count_runs
 
-SUCCESS, ERROR, MISSED, SKIPPED = "success", "error", "missed", "skipped"
+SUCCESS = Outcome.SUCCESS.value
+ERROR = Outcome.ERROR.value
+MISSED = Outcome.MISSED.value
+SKIPPED = Outcome.SKIPPED.value
 FINISHED = (SUCCESS, ERROR)
 """Outcomes of runs that actually ran, and so have a duration."""
 ERROR_LEVELS = ("error", "critical", "fatal")
@@ -91,6 +97,11 @@ def count_runs(selector: str, outcomes: Iterable[str], window: str, by: str = ""
         one_each = f'label_format {RUN_COUNT}=`{{{{ .{RUNS} | default "1" }}}}`'
         inner = f"sum_over_time({run_records(selector, wanted)} | {one_each} | unwrap {RUN_COUNT} [{window}])"
     return f"sum by ({by}) ({inner})" if by else f"sum({inner})"
+
+
+def count_processes(selector: str, window: str) -> str:
+    """How many processes (``service.instance.id``) wrote a run record of the job in the window."""
+    return f"count(sum by ({INSTANCE}) (count_over_time({run_records(selector)} [{window}])))"
 
 
 def last_run_ms(selector: str, outcome: str, window: str, by: str = "") -> str:

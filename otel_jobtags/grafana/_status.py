@@ -8,9 +8,12 @@ here compute the same verdicts from the same records:
   gap (plus the summary interval when successes are summarised) plus a grace;
 * :func:`is_failing` -- at least ``failure_threshold`` failed runs within
   ``failure_window``, and none succeeded since the latest failure;
-* :func:`is_overlapping` -- two processes ran the job at the same time
-  (:func:`overlapping_runs`; no Grafana rule is generated for it yet).
+* :func:`is_overlapping` -- two or more processes kept running the job: at
+  every moment of the last overlap window, at least two processes had
+  written a run record within one window before it.
 
+:func:`overlapping_runs` lists the runs of two processes that ran at the
+same instant, the evidence a person reads next to the verdict.
 :func:`alert_policies` gives each job's numbers (the same ones the rules are
 generated with) and :func:`job_status` combines the three verdicts: it is what
 the embedded web view (:mod:`otel_jobtags.web`) shows for each job. The alert
@@ -48,6 +51,7 @@ __all__ = [
     "is_overlapping",
     "job_status",
     "late_window",
+    "overlapping_instances",
     "overlapping_runs",
     "success_gap",
 ]
@@ -60,11 +64,13 @@ MAX_DEFAULT_FAILURES = 3
 
 
 class Run(NamedTuple):
-    """One run record: when it was logged (the end of the run) and its outcome."""
+    """One run record: when it was logged (the end of the run), its outcome and its process."""
 
     time: datetime
     outcome: str
     """``success``, ``error``, ``missed``, ``skipped`` or ``cancelled``."""
+    instance: str | None = None
+    """The process that wrote it: its resource's ``service.instance.id`` (else ``process.pid``)."""
 
 
 class RunSpan(NamedTuple):
@@ -192,13 +198,58 @@ def overlapping_runs(
     return pairs
 
 
-def is_overlapping(spans: Iterable[RunSpan], now: datetime, *, window: timedelta) -> bool:
-    """Whether two processes ran the job at the same time within ``(now - window, now]``.
+def overlapping_instances(runs: Iterable[Run], now: datetime, *, window: timedelta) -> tuple[str, ...]:
+    """The processes behind an overlapping verdict at ``now`` (sorted); empty when it does not hold.
 
-    See :func:`overlapping_runs`. A job runs twice at once when each of
-    several processes (gunicorn workers, replicas) starts its own scheduler.
+    The overlap rule counts, at each moment ``t``, the processes with a run
+    record in ``(t - window, t]``, and fires when that count has been 2 or
+    more at every moment of ``[now - window, now]`` (Grafana's pending period
+    of one window). ``window`` is at least the longest gap between two
+    records of a process that runs the job (:attr:`AlertPolicy.overlap_window`),
+    so one scheduler per process is seen without a break, and:
+
+    * two schedulers that keep running the job (gunicorn workers, replicas)
+      make it fire one window after the second one starts, however short
+      the runs and however far apart their ticks;
+    * a takeover (one process stops, another starts: a restart, a deploy, a
+      host lock passing on) never does: the old process's last record and the
+      new one's first are less than a window apart for less than a window.
+
+    Returns the processes with a run record in ``(now - window, now]`` when
+    the rule holds. Records without a process do not count.
     """
-    return bool(overlapping_runs(spans, now, window=window))
+    start = now - window
+    present: dict[str, list[list[datetime]]] = {}  # process -> merged [from, until) intervals
+    for run in sorted(runs, key=lambda run: run.time):
+        if run.instance is None or not start - window < run.time <= now:
+            continue
+        # A record at r keeps its process counted over [r, r + window).
+        intervals = present.setdefault(run.instance, [])
+        if intervals and run.time <= intervals[-1][1]:
+            intervals[-1][1] = run.time + window
+        else:
+            intervals.append([run.time, run.time + window])
+    if len(present) < 2:
+        return ()
+    # The count only changes where an interval starts or ends: check there, and at the start.
+    moments = {start} | {
+        moment for spans in present.values() for span in spans for moment in span if start <= moment <= now
+    }
+    for moment in moments:
+        counted = sum(any(since <= moment < until for since, until in spans) for spans in present.values())
+        if counted < 2:
+            return ()
+    return tuple(sorted(name for name, spans in present.items() if spans[-1][1] > now))
+
+
+def is_overlapping(runs: Iterable[Run], now: datetime, *, window: timedelta) -> bool:
+    """Whether the overlap rule fires at ``now``: two or more processes kept running the job.
+
+    See :func:`overlapping_instances`. A job runs twice when each of several
+    processes (gunicorn workers, replicas) starts its own scheduler; see
+    ``otel_jobtags.scheduler.start_once_per_host``.
+    """
+    return bool(overlapping_instances(runs, now, window=window))
 
 
 def default_failure_window(schedule: Schedule, grace: timedelta) -> timedelta:
@@ -241,8 +292,14 @@ class AlertPolicy:
 
     @property
     def overlap_window(self) -> timedelta:
-        """How far back overlapping runs count: the :attr:`failure_window`."""
-        return self.failure_window
+        """The overlap rule's window: the :attr:`late_window`, else the :attr:`failure_window`.
+
+        Longer than the gap between two run records of a process that runs
+        the job (see :func:`overlapping_instances`); the rule looks back two
+        windows.
+        """
+        late = self.late_window
+        return late if late is not None else self.failure_window
 
 
 def job_status(
@@ -251,28 +308,28 @@ def job_status(
     *,
     last_success: datetime | None,
     runs: Iterable[Run],
-    spans: Iterable[RunSpan] = (),
 ) -> tuple[str, ...]:
     """Which of :data:`FAILING`, :data:`LATE` and :data:`OVERLAPPING` hold for a job at ``now``.
 
     An empty tuple means the job is ok. ``late`` and ``failing`` are the
     generated Grafana rules' verdicts (:func:`is_late`, :func:`is_failing`
-    with the policy's numbers); ``overlapping`` is :func:`is_overlapping`
-    over :attr:`AlertPolicy.overlap_window`.
+    with the policy's numbers), and so is ``overlapping``
+    (:func:`is_overlapping` over :attr:`AlertPolicy.overlap_window`).
 
     Args:
         policy: the job's numbers (:func:`alert_policies`).
         now: when to evaluate.
         last_success: the time of the job's latest success record at or before ``now``, if any.
-        runs: its run records, at least those within the failure window.
-        spans: its runs that ran, at least those within the overlap window.
+        runs: its run records, at least those within the failure window and
+            within two overlap windows, with their processes.
     """
+    runs = list(runs)
     status = []
     if is_failing(runs, now, window=policy.failure_window, threshold=policy.failure_threshold):
         status.append(FAILING)
     if is_late(policy.tag.schedule, last_success, now, policy.grace, policy.run_records):
         status.append(LATE)
-    if is_overlapping(spans, now, window=policy.overlap_window):
+    if is_overlapping(runs, now, window=policy.overlap_window):
         status.append(OVERLAPPING)
     return tuple(status)
 

@@ -1,13 +1,13 @@
 """Read one job's records back from the text log file.
 
-This is what an admin page calls (the seed's ``/admin/system`` log view): it
+This is what an admin page calls (an ``/admin/system`` log view): it
 takes a job id or tag from a request, resolves it through the registry -- an
 unknown value raises :class:`~otel_jobtags.UnknownJobError` listing the known
 jobs before any file is opened or any query is built -- and returns
 :class:`LogEntry` records.
 
 The file side (:func:`read_job_logs`, :func:`follow_job_logs`,
-:class:`LogFilter`) reads the text log the seed's format writes::
+:class:`LogFilter`) reads the text log the default format writes::
 
     2025-10-23 14:30:47,345 ERROR: [AUTO_REBAL] ❌ failed: upstream answered 503
     Traceback (most recent call last):

@@ -20,7 +20,7 @@ __all__ = [
 
 
 DEFAULT_LINE_FORMAT: Final = "%(asctime)s %(levelname)s: %(message)s"
-"""The seed's log line format, the one :func:`otel_jobtags.demo.run_demo` writes."""
+"""The default log line format, the one :func:`otel_jobtags.demo.run_demo` writes."""
 
 
 CONTINUATION_MARK: Final = "  | "

@@ -30,7 +30,7 @@ __all__ = [
 class LogEntry:
     """One job log record, from a file or from Loki.
 
-    ``str(entry)`` renders it in the seed's format, continuation lines included.
+    ``str(entry)`` renders it in the default format, continuation lines included.
     """
 
     time: datetime
@@ -175,6 +175,6 @@ def resolve_registry(registry: TagRegistry | None) -> TagRegistry:
     if active is None:
         raise ConfigError(
             "No tag registry to resolve jobs against: pass registry=..., or call "
-            "otel_jobtags.install(registry=...) or otel_jobtags.use_registry(...)"
+            "otel_jobtags.install(registry=...) or otel_jobtags.context.use_registry(...)"
         )
     return active

@@ -20,6 +20,7 @@ from .embedded import (
     EmbeddedServer,
     ServeConfig,
     parse_address,
+    start_with_fallback,
 )
 from .logfile import LogFileFollower
 from .otlp_grpc import OtlpGrpcReceiver
@@ -41,4 +42,5 @@ __all__ = [
     "parse_address",
     "records_from_json",
     "records_from_protobuf",
+    "start_with_fallback",
 ]

@@ -19,16 +19,12 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import SeverityNumber
 
-from ..errors import JobTagsError
+from ..errors import PayloadError
 from ..store import NewRecord
 
 __all__ = ["PayloadError", "records_from_json", "records_from_protobuf", "records_from_request"]
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
-class PayloadError(JobTagsError, ValueError):
-    """An export's payload is not a valid OTLP logs request."""
 
 
 # ------------------------------------------------------------------ protobuf

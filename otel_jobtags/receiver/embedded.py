@@ -6,7 +6,7 @@ import ipaddress
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -28,9 +28,12 @@ __all__ = [
     "EmbeddedServer",
     "ServeConfig",
     "parse_address",
+    "start_with_fallback",
 ]
 
 DEFAULT_DB = Path("otel-jobtags.db")
+MIN_TOKEN_LENGTH = 16
+"""The shortest token accepted (the web view's rule too)."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,13 @@ class ServeConfig:
             raise ConfigError(
                 f"Listening beyond this machine ({', '.join(exposed)}) needs a token: pass --token "
                 "(or set OTEL_JOBTAGS_TOKEN); exporters then send 'Authorization: Bearer <token>'"
+            )
+        if self.token is not None and (
+            len(self.token) < MIN_TOKEN_LENGTH or self.token != self.token.strip()
+        ):
+            raise ConfigError(
+                f"Invalid token: give a secret of at least {MIN_TOKEN_LENGTH} characters without surrounding "
+                "spaces, e.g. python3 -c 'import secrets; print(secrets.token_urlsafe())'"
             )
         if self.log_file is not None and self.registry is None:
             raise ConfigError("--log-file needs the jobs' registry: pass --registry MODULE:ATTR")
@@ -261,7 +271,8 @@ class EmbeddedServer:
         if self.http is not None:
             self.http.stop()
         if self.web is not None:
-            self.web.shutdown()
+            if any(thread.name == "serve-web" for thread in self._threads):
+                self.web.shutdown()
             self.web.server_close()
         if self._follower is not None:
             self._follower.stop()
@@ -275,3 +286,22 @@ class EmbeddedServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def start_with_fallback(config: ServeConfig) -> EmbeddedServer:
+    """Start a server on ``config``'s addresses, or on free ports of the same hosts where they are taken.
+
+    For the demo: a collector or another ``serve`` may hold the standard ports.
+    """
+    try:
+        return EmbeddedServer(config).start()
+    except ConfigError:
+        pass
+
+    def free(address: Address | None) -> Address | None:
+        return None if address is None else Address(address.host, 0)
+
+    fallback = replace(
+        config, otlp_grpc=free(config.otlp_grpc), otlp_http=free(config.otlp_http), http=free(config.http)
+    )
+    return EmbeddedServer(fallback).start()

@@ -67,6 +67,8 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"  # keep-alive: the SDK's exporter reuses its connection
+    disable_nagle_algorithm = True  # the answer is two writes (headers, body): no 40 ms delayed-ACK stall
+    timeout = 60  # seconds a connection may stay silent (idle keep-alive, a stalled body) before it closes
     server_version = "otel-jobtags"
     sys_version = ""
 
@@ -212,5 +214,6 @@ class OtlpHttpReceiver:
 
     def stop(self) -> None:
         """Stop serving and close the socket."""
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for serve_forever, which may never have started
+            self._server.shutdown()
         self._server.server_close()

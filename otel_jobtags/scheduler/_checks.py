@@ -107,15 +107,15 @@ def schedule_mismatches(scheduler: Any, registry: TagRegistry) -> list[ScheduleM
 def compare_schedule(schedule: Schedule, trigger: Any) -> str | None:
     """How an APScheduler trigger differs from a schedule; ``None`` when it follows it.
 
-    * :class:`~otel_jobtags.Interval` matches an ``IntervalTrigger`` of the
+    * :class:`~otel_jobtags.schedule.Interval` matches an ``IntervalTrigger`` of the
       same length.
-    * :class:`~otel_jobtags.Cron` matches a ``CronTrigger`` (or an
+    * :class:`~otel_jobtags.schedule.Cron` matches a ``CronTrigger`` (or an
       ``OrTrigger`` of them, as :func:`trigger_for` builds for cron's
       day-of-month *or* day-of-week rule) that fires at the same wall-clock
       times: compared over four years, day by day, and by time of day. This
       catches the 3.x ``CronTrigger.from_crontab`` pitfall, where day of week
       ``1`` is Tuesday, not Monday. Time zones are not compared.
-    * :class:`~otel_jobtags.Manual` matches no trigger or a one-off ``DateTrigger``.
+    * :class:`~otel_jobtags.schedule.Manual` matches no trigger or a one-off ``DateTrigger``.
     """
     if isinstance(schedule, Manual):
         if trigger is None or isinstance(trigger, DateTrigger):

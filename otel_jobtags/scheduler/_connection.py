@@ -55,6 +55,7 @@ try:
         EVENT_JOB_MAX_INSTANCES,
         EVENT_JOB_MISSED,
         EVENT_SCHEDULER_SHUTDOWN,
+        EVENT_SCHEDULER_START,
     )
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
@@ -69,6 +70,8 @@ from ._checks import (
     unscheduled_tags,
     untagged_jobs,
 )
+from ._hostlock import RunningMark
+from ._lines import APSchedulerLines, SchedulerLinesFilter, add_filter, resolve_apscheduler_lines
 from ._recorder import Recorder, RunSpec
 from ._runs import (
     RunRecordPolicy,
@@ -99,6 +102,7 @@ class SchedulerConnection:
         strict: bool,
         run_records: RunRecords,
         clock: Callable[[], float],
+        apscheduler_lines: APSchedulerLines = "debug",
     ) -> None:
         self.scheduler = scheduler
         """The connected scheduler."""
@@ -122,6 +126,11 @@ class SchedulerConnection:
                 "to RunRecordPolicy"
             )
         self._id = uuid.uuid4().hex
+        self._lines_filter = SchedulerLinesFilter(
+            self._id, registry, records=self._records, lower=resolve_apscheduler_lines(apscheduler_lines)
+        )
+        self._filtered_loggers: list[logging.Logger] = []
+        self._running_mark = RunningMark(registry)
         self._recorder = Recorder(clock)
         self._active = True
         self._lock = threading.Lock()
@@ -177,6 +186,8 @@ class SchedulerConnection:
                 del executor.submit_job
         # A wrapper someone else has wrapped again stays in place, and passes through now.
         self._wrapped_executors.clear()
+        self._unfilter_lines()
+        self._running_mark.unmark()
         with _connected_lock:
             if _connected.get(scheduler) is self:
                 del _connected[scheduler]
@@ -274,11 +285,26 @@ class SchedulerConnection:
             spec = self._spec(job.id) if self._active else None
             if spec is None:
                 return original(job, run_times)
+            # The executor's logger is named after its alias once it has started.
+            self._filter_lines_of(getattr(executor, "_logger", None))
+            self._filter_lines_of(getattr(self.scheduler, "_logger", None))
             cursor = Cursor()
-            return original(TaggedJob(job, spec, cursor), RunTimes(run_times, cursor))
+            return original(TaggedJob(job, spec, cursor), RunTimes(run_times, cursor, spec))
 
         executor.submit_job = submit_job
         self._wrapped_executors.append((executor, submit_job))
+
+    def _filter_lines_of(self, logger: Any) -> None:
+        with self._lock:
+            added = add_filter(logger, self._lines_filter) if self._active else None
+            if added is not None:
+                self._filtered_loggers.append(added)
+
+    def _unfilter_lines(self) -> None:
+        with self._lock:
+            for logger in self._filtered_loggers:
+                logger.removeFilter(self._lines_filter)
+            self._filtered_loggers.clear()
 
     def _on_event(self, event: Any) -> None:
         # Listeners run on whichever thread finished (or refused) the job: use
@@ -290,8 +316,13 @@ class SchedulerConnection:
             executor = self.scheduler._executors.get(event.alias)
             if executor is not None:
                 self._wrap_executor(executor)
+        elif code == EVENT_SCHEDULER_START:
+            self._running_mark.mark()
         elif code == EVENT_SCHEDULER_SHUTDOWN:
+            self._running_mark.unmark()
             self._recorder.flush()
+            # Off the global loggers until the next submission (a restart) puts it back.
+            self._unfilter_lines()
         elif self._records:
             tag = self._tag(event.job_id)
             if tag is None:
@@ -309,6 +340,7 @@ def connect(
     *,
     strict: bool = True,
     run_records: RunRecords = True,
+    apscheduler_lines: APSchedulerLines = "debug",
     clock: Callable[[], float] = time.monotonic,
 ) -> SchedulerConnection:
     """Run every job of an APScheduler 3.x scheduler in its job context, and record every run.
@@ -328,6 +360,13 @@ def connect(
             (:func:`default_run_record_policy`), ``False`` for none, or a
             mapping of job id (or tag, or tag name) to :class:`RunRecordPolicy`
             overriding the defaults for those jobs.
+        apscheduler_lines: APScheduler's own per-run lines (``Running job``,
+            ``executed successfully``, ``raised an exception``, missed and
+            skipped runs) always carry their run's job and ``job.run_id``.
+            ``"debug"`` logs them at DEBUG for jobs with run records, the
+            failure line without its traceback (the run record has it): a
+            run is said once at INFO, a failure once with its traceback.
+            ``"keep"`` leaves them at APScheduler's levels.
         clock: the monotonic clock success summaries are timed with (tests).
 
     Returns:
@@ -336,7 +375,7 @@ def connect(
     Raises:
         UntaggedJobError: strict mode and the scheduler holds untagged job ids.
         UnknownJobError: ``run_records`` names a job the registry does not know.
-        ConfigError: ``run_records`` is not one of the accepted forms.
+        ConfigError: ``run_records`` or ``apscheduler_lines`` is not one of the accepted forms.
         JobTagsError: the scheduler is already connected.
 
     Jobs loaded from a persistent job store at ``start()`` are not seen before
@@ -350,15 +389,27 @@ def connect(
                 "call disconnect() on that connection first"
             )
         connection = SchedulerConnection(
-            scheduler, registry, strict=strict, run_records=run_records, clock=clock
+            scheduler,
+            registry,
+            strict=strict,
+            run_records=run_records,
+            clock=clock,
+            apscheduler_lines=apscheduler_lines,
         )
         connection._check_existing()  # before changing anything: a refused connect leaves no trace
         _connected[scheduler] = connection
     connection._wrap_add_job()
+    connection._filter_lines_of(getattr(scheduler, "_logger", None))
     scheduler.add_listener(
         connection._on_event,
-        EVENT_EXECUTOR_ADDED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES | EVENT_SCHEDULER_SHUTDOWN,
+        EVENT_EXECUTOR_ADDED
+        | EVENT_JOB_MISSED
+        | EVENT_JOB_MAX_INSTANCES
+        | EVENT_SCHEDULER_START
+        | EVENT_SCHEDULER_SHUTDOWN,
     )
+    if getattr(scheduler, "running", False):
+        connection._running_mark.mark()
     # A scheduler creates its default executor in start(): that arrives as EVENT_EXECUTOR_ADDED.
     for executor in list(scheduler._executors.values()):
         connection._wrap_executor(executor)

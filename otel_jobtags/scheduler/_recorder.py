@@ -19,11 +19,12 @@ from ._runs import (
     ATTR_JOB_OUTCOME,
     ATTR_JOB_SCHEDULED_TIME,
     RUNS_LOGGER,
+    Outcome,
     RunRecordPolicy,
 )
 from ._summary import PeriodicSummary, SummarySnapshot, duration_text
 
-__all__ = ["Recorder", "RunSpec", "new_run_id", "process_recorder"]
+__all__ = ["Recorder", "RunSpec", "new_run_id", "process_recorder", "user_traceback"]
 
 _runs_log = logging.getLogger(RUNS_LOGGER)
 
@@ -53,12 +54,27 @@ class RunSpec:
         return process_recorder(self.connection_id)
 
 
+def _ours(tb: TracebackType) -> bool:
+    name = tb.tb_frame.f_globals.get("__name__", "")
+    return isinstance(name, str) and (name == "otel_jobtags" or name.startswith("otel_jobtags."))
+
+
+def user_traceback(tb: TracebackType | None) -> TracebackType | None:
+    """``tb`` from the first frame that is not this package's: where the job's own code begins.
+
+    The run record's traceback shows the job's frames, not the wrapper that ran it.
+    """
+    while tb is not None and tb.tb_next is not None and _ours(tb):
+        tb = tb.tb_next
+    return tb
+
+
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
-def _attributes(outcome: str, scheduled: datetime | None, **more: Any) -> dict[str, Any]:
-    attributes: dict[str, Any] = {ATTR_JOB_OUTCOME: outcome}
+def _attributes(outcome: Outcome, scheduled: datetime | None, **more: Any) -> dict[str, Any]:
+    attributes: dict[str, Any] = {ATTR_JOB_OUTCOME: outcome.value}
     if scheduled is not None:
         attributes[ATTR_JOB_SCHEDULED_TIME] = scheduled.isoformat()
     attributes.update({f"job.{name}": value for name, value in more.items()})
@@ -91,7 +107,7 @@ class Recorder:
             _runs_log.info(
                 "run finished in %.1f ms",
                 duration_ms,
-                extra=_attributes("success", scheduled, duration_ms=duration_ms),
+                extra=_attributes(Outcome.SUCCESS, scheduled, duration_ms=duration_ms),
             )
             return
         job_id = spec.tag.job_id
@@ -112,7 +128,7 @@ class Recorder:
                 "run finished in %.1f ms; further successful runs are summarised every %s",
                 duration_ms,
                 duration_text(policy.every.total_seconds()),
-                extra=_attributes("success", scheduled, duration_ms=duration_ms),
+                extra=_attributes(Outcome.SUCCESS, scheduled, duration_ms=duration_ms),
             )
         elif snapshot is not None:
             self._log_summary(snapshot, scheduled)
@@ -127,7 +143,7 @@ class Recorder:
             "run" if runs == 1 else "runs",
             duration_text(snapshot.elapsed),
             mean,
-            extra=_attributes("success", scheduled, duration_ms=mean, runs=runs),
+            extra=_attributes(Outcome.SUCCESS, scheduled, duration_ms=mean, runs=runs),
         )
 
     def failed(
@@ -135,8 +151,10 @@ class Recorder:
         spec: RunSpec,
         scheduled: datetime | None,
         duration_ms: float,
-        exc_info: tuple[type[BaseException], BaseException, TracebackType],
+        exc_info: tuple[type[BaseException], BaseException, TracebackType | None],
     ) -> None:
+        # The record's traceback starts where the job's own code does, not in our wrapper.
+        exc_info = (exc_info[0], exc_info[1], user_traceback(exc_info[2]))
         error = traceback.format_exception_only(exc_info[0], exc_info[1])[-1].strip()
         if not isinstance(exc_info[1], Exception):
             # Cancelled (asyncio cancellation on shutdown), interrupted or exiting:
@@ -145,7 +163,7 @@ class Recorder:
                 "run cancelled after %.1f ms: %s",
                 duration_ms,
                 error,
-                extra=_attributes("cancelled", scheduled, duration_ms=duration_ms),
+                extra=_attributes(Outcome.CANCELLED, scheduled, duration_ms=duration_ms),
             )
             return
         _runs_log.error(
@@ -153,7 +171,7 @@ class Recorder:
             duration_ms,
             error,
             exc_info=exc_info,
-            extra=_attributes("error", scheduled, duration_ms=duration_ms),
+            extra=_attributes(Outcome.ERROR, scheduled, duration_ms=duration_ms),
         )
 
     @staticmethod
@@ -162,7 +180,7 @@ class Recorder:
             _runs_log.warning(
                 "run missed: it was due at %s and could not start within its misfire grace time",
                 _iso(scheduled),
-                extra=_attributes("missed", scheduled),
+                extra=_attributes(Outcome.MISSED, scheduled),
             )
 
     @staticmethod
@@ -171,7 +189,7 @@ class Recorder:
             _runs_log.warning(
                 "run skipped: it was due at %s while earlier runs were still going (max_instances reached)",
                 _iso(scheduled),
-                extra=_attributes("skipped", scheduled),
+                extra=_attributes(Outcome.SKIPPED, scheduled),
             )
 
     def flush(self) -> None:

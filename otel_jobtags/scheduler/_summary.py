@@ -1,7 +1,7 @@
-"""The seed's pattern for high-frequency jobs: quiet exit, and a summary at most every few minutes.
+"""The pattern for high-frequency jobs: quiet exit, and a summary at most every few minutes.
 
 A job that runs every second cannot log every run: the log would be nothing
-but that job. The seed's rule is to return without logging when there is
+but that job. The rule is to return without logging when there is
 nothing to do, and to log a status summary at most once every 5 minutes when
 there is. :class:`PeriodicSummary` keeps the counts and the clock, so a job
 needs no hand-written timestamps::
@@ -39,7 +39,7 @@ from ..errors import ConfigError
 __all__ = ["PeriodicSummary", "SummarySnapshot"]
 
 DEFAULT_EVERY = timedelta(minutes=5)
-"""The seed's summary interval for high-frequency jobs."""
+"""The summary interval for high-frequency jobs."""
 
 
 def _seconds(every: timedelta | float, name: str) -> float:

@@ -16,42 +16,56 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from .. import _diagnostics
-from .. import context as _context
-from ..context import ActiveJob
+from ..context import job_context
 from ._recorder import RunSpec, new_run_id
 
 __all__ = ["Cursor", "RunTimes", "TaggedJob"]
 
 
 class Cursor:
-    """The run time ``run_job`` is at, for the stand-in's ``func`` to read."""
+    """The run ``run_job`` is at (its run time and run id), for the stand-in's ``func`` to read."""
 
-    __slots__ = ("run_time",)
+    __slots__ = ("run_id", "run_time")
 
     def __init__(self) -> None:
         self.run_time: datetime | None = None
+        self.run_id: str | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Cursor, ())
 
 
 class RunTimes(list):  # type: ignore[type-arg]
-    """A submission's run times; iterating moves the cursor along.
+    """A submission's run times; iterating moves the cursor along and opens each run.
 
     APScheduler's ``run_job`` iterates the run times, skips missed ones and
-    calls ``job.func`` once for each of the others, all on one thread; so
-    when the stand-in's ``func`` is called the cursor holds exactly the run
-    time it is called for.
+    calls ``job.func`` once for each of the others, all on one thread (or in
+    one task); so when the stand-in's ``func`` is called the cursor holds
+    exactly the run time it is called for. Each step of the iteration runs in
+    the job's context with a fresh run id, so what ``run_job`` logs around
+    the call (``Running job ...``, ``... executed successfully``, ``... raised
+    an exception``, ``Run time of job ... was missed``) belongs to the run.
     """
 
-    def __init__(self, run_times: Iterable[datetime], cursor: Cursor) -> None:
+    def __init__(self, run_times: Iterable[datetime], cursor: Cursor, spec: RunSpec) -> None:
         super().__init__(run_times)
         self.cursor = cursor
+        self.spec = spec
 
     def __iter__(self) -> Iterator[datetime]:
+        cursor = self.cursor
         for run_time in super().__iter__():
-            self.cursor.run_time = run_time
-            yield run_time
+            cursor.run_time = run_time
+            cursor.run_id = new_run_id()
+            context = job_context(self.spec.tag, run_id=cursor.run_id)
+            context.__enter__()
+            try:
+                yield run_time
+            finally:
+                # run_job resumes (or closes) the iteration where the step began;
+                # a reset from anywhere else is ignored by job_context.
+                context.__exit__(None, None, None)
+                cursor.run_id = None
 
 
 class TaggedJob:
@@ -73,6 +87,11 @@ class TaggedJob:
         return _in_context(self._job.func, self._spec, self._cursor)
 
     @property
+    def spec(self) -> RunSpec:
+        """What the runs of this job need: its tag, run-record policy and connection."""
+        return self._spec
+
+    @property
     def _jobstore_alias(self) -> Any:
         return self._job._jobstore_alias
 
@@ -92,13 +111,15 @@ class TaggedJob:
 class _Run:
     """One run of a tagged job: its context, run id and timing."""
 
-    __slots__ = ("run_id", "scheduled", "spec", "started", "token")
+    __slots__ = ("context", "run_id", "scheduled", "spec", "started")
 
     def __init__(self, spec: RunSpec, cursor: Cursor) -> None:
         self.spec = spec
         self.scheduled = cursor.run_time
-        self.run_id = new_run_id()
-        self.token = _context._current.set(ActiveJob(spec.tag, self.run_id))
+        # The run the iteration opened, or a new one when func is called on its own.
+        self.run_id = cursor.run_id or new_run_id()
+        self.context = job_context(spec.tag, run_id=self.run_id)
+        self.context.__enter__()
         self.started = time.perf_counter()
 
     def end(self, exc_info: tuple[type[BaseException], BaseException, TracebackType] | None) -> None:
@@ -116,7 +137,7 @@ class _Run:
             _diagnostics.report("could not write a run record", exc)
 
     def close(self) -> None:
-        _context._current.reset(self.token)
+        self.context.__exit__(None, None, None)
 
     def __enter__(self) -> _Run:
         return self

@@ -9,6 +9,7 @@ the web view and the JSON API read it::
         page = store.records(job_tag="AUTO_REBAL", min_severity=17, limit=50)
 """
 
+from .client import StoreClient
 from .database import Store
 from .levels import LEVELS, level_of, severity_number_of
 from .records import JobActivity, NewRecord, RecordPage, Run, StoredRecord, StoreStats
@@ -24,6 +25,7 @@ __all__ = [
     "Retention",
     "Run",
     "Store",
+    "StoreClient",
     "StoreStats",
     "StoredRecord",
     "level_of",

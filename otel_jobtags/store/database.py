@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -18,6 +19,9 @@ from .schema import connect
 from .writer import Writer
 
 __all__ = ["Store"]
+
+_MAX_IDLE = 8
+"""Idle read connections kept open for reuse."""
 
 
 class Store:
@@ -32,9 +36,10 @@ class Store:
         self.path = path
         self.retention = retention
         self.readonly = readonly
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._connections_lock = threading.Lock()
+        # Idle read connections, reused by whichever thread reads next: a threading
+        # web server starts a thread per request, so per-thread connections would pile up.
+        self._idle: list[sqlite3.Connection] = []
+        self._idle_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._writer: Writer | None = None
         self._write_connection: sqlite3.Connection | None = None
@@ -64,17 +69,25 @@ class Store:
             raise StoreError(f"No store at {str(resolved)!r}: give the --db path `otel-jobtags serve` writes")
         return cls(resolved, retention=retention or Retention(), readonly=readonly)
 
-    def _read(self) -> sqlite3.Connection:
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A read connection for the duration of one query (an idle one if there is one)."""
         if self._closed:
             raise StoreError(f"The store {str(self.path)!r} is closed")
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        with self._idle_lock:
+            connection = self._idle.pop() if self._idle else None
         if connection is None:
             connection = connect(self.path, readonly=self.readonly)
             connection.isolation_level = None
-            self._local.connection = connection
-            with self._connections_lock:
-                self._connections.append(connection)
-        return connection
+        try:
+            yield connection
+        finally:
+            with self._idle_lock:
+                keep = not self._closed and len(self._idle) < _MAX_IDLE
+                if keep:
+                    self._idle.append(connection)
+            if not keep:
+                connection.close()
 
     # ------------------------------------------------------------------ writing
 
@@ -132,32 +145,35 @@ class Store:
         Raises:
             StoreQueryError: a filter is invalid.
         """
-        return reader.read_records(
-            self._read(),
-            job_tag=job_tag,
-            min_severity=min_severity,
-            since=since,
-            until=until,
-            text=text,
-            run_id=run_id,
-            attributes=attributes,
-            limit=limit,
-            cursor=cursor,
-            after_id=after_id,
-        )
+        with self._read() as connection:
+            return reader.read_records(
+                connection,
+                job_tag=job_tag,
+                min_severity=min_severity,
+                since=since,
+                until=until,
+                text=text,
+                run_id=run_id,
+                attributes=attributes,
+                limit=limit,
+                cursor=cursor,
+                after_id=after_id,
+            )
 
     def jobs(self, *, since: datetime, until: datetime | None = None, buckets: int = 24) -> list[JobActivity]:
         """Every job seen in the store (sorted by tag), with its figures over ``[since, until)``.
 
         ``until`` defaults to now; ``volume`` has ``buckets`` slices.
         """
-        return reader.job_activity(self._read(), [], since, until, buckets)
+        with self._read() as connection:
+            return reader.job_activity(connection, [], since, until, buckets)
 
     def job(
         self, job_tag: str, *, since: datetime, until: datetime | None = None, buckets: int = 24
     ) -> JobActivity:
         """One job's figures over ``[since, until)`` (zeros for a job never seen)."""
-        return reader.job_activity(self._read(), [job_tag], since, until, buckets)[0]
+        with self._read() as connection:
+            return reader.job_activity(connection, [job_tag], since, until, buckets)[0]
 
     def levels_over_time(
         self, job_tag: str | None, *, since: datetime, until: datetime | None = None, buckets: int = 60
@@ -166,25 +182,28 @@ class Store:
 
         ``job_tag=None`` counts every record, tagged or not.
         """
-        return reader.levels_over_time(self._read(), job_tag, since, until, buckets)
+        with self._read() as connection:
+            return reader.levels_over_time(connection, job_tag, since, until, buckets)
 
     def runs(
         self, job_tag: str, *, since: datetime | None = None, until: datetime | None = None, limit: int = 500
     ) -> list[Run]:
         """A job's runs (from its run records), newest first."""
-        return reader.read_runs(self._read(), job_tag, since, until, limit)
+        with self._read() as connection:
+            return reader.read_runs(connection, job_tag, since, until, limit)
 
     def job_tags(self) -> list[str]:
         """Every job tag that has records in the store, sorted."""
-        return [row[0] for row in self._read().execute("SELECT job_tag FROM jobs ORDER BY job_tag")]
+        with self._read() as connection:
+            return [row[0] for row in connection.execute("SELECT job_tag FROM jobs ORDER BY job_tag")]
 
     def stats(self) -> StoreStats:
         """How many records the store holds, its size on disk and its time span."""
-        connection = self._read()
-        count, oldest, newest = connection.execute(
-            "SELECT count(*), (SELECT min(time_ns) FROM records), (SELECT max(time_ns) FROM records) "
-            "FROM records"
-        ).fetchone()
+        with self._read() as connection:
+            count, oldest, newest = connection.execute(
+                "SELECT count(*), (SELECT min(time_ns) FROM records), (SELECT max(time_ns) FROM records) "
+                "FROM records"
+            ).fetchone()
         size = sum(
             os.path.getsize(f"{self.path}{suffix}")
             for suffix in ("", "-wal")
@@ -207,10 +226,10 @@ class Store:
                 self._write_connection.close()
                 self._write_connection = None
                 self._writer = None
-        with self._connections_lock:
-            for connection in self._connections:
+        with self._idle_lock:
+            for connection in self._idle:
                 connection.close()
-            self._connections.clear()
+            self._idle.clear()
 
     def __enter__(self) -> Store:
         return self

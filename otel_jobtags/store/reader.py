@@ -119,6 +119,10 @@ def read_records(
         if name in (ATTR_JOB_TAG, ATTR_JOB_RUN_ID):
             where.append("r.job_tag = ?" if name == ATTR_JOB_TAG else "r.run_id = ?")
         else:
+            if not name or '"' in name or "\\" in name:
+                raise StoreQueryError(
+                    f"Invalid attribute name {name!r}: give a name without quotes or backslashes"
+                )
             where.append("json_extract(r.attributes, ?) = ?")
             params.append(f'$."{name}"')
         params.append(value)

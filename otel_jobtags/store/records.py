@@ -153,7 +153,7 @@ class Run:
 
     def as_alert_run(self) -> AlertRun:
         """The run as the alert rules' arithmetic (:mod:`otel_jobtags.grafana`) takes it."""
-        return AlertRun(self.end, self.outcome)
+        return AlertRun(self.end, self.outcome, self.instance)
 
 
 @dataclass(frozen=True, slots=True)

@@ -211,7 +211,7 @@ class JobsView:
         now = self.clock()
         span = window(query, self.window)
         rows = self.judge.rows(self.store, now, span, BUCKETS)
-        return overview_page(base, rows, now, span, self.store.stats().records)
+        return overview_page(base, rows, now, span)
 
     def _known_row(self, now: datetime, since: datetime, until: datetime, tag: str) -> JobRow:
         tag = job_tag(tag)
@@ -252,6 +252,7 @@ class JobsView:
             runs=runs,
             lines=lines,
             api_query=urlencode({k: v for k, v in api.items() if v}),
+            default_since=self.window,
         )
 
     def _records(self, f: RecordFilter) -> Any:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from ..errors import JobTagsError
 from ..grafana import AlertPolicy, RunSpan, alert_policies, job_status
+from ..scheduler import Outcome
 from ..store import LEVELS, JobActivity, Run, Store
 from ..tags import JobTag, TagRegistry
 
@@ -101,20 +102,19 @@ class Judge:
         rules only see records up to ``now``, so a later one (a clock ahead of
         ``now``) is looked up again among the records before ``now``.
         """
-        window = max(policy.failure_window, policy.overlap_window)
+        window = max(policy.failure_window, 2 * policy.overlap_window)  # the overlap rule looks back two
         until = now + timedelta(microseconds=1)  # the rules' windows end at now, inclusive
         runs = store.runs(policy.tag.name, since=now - window, until=until, limit=_RUNS_FOR_STATUS)
         last_success = latest_success
         if last_success is not None and last_success > now:
-            recent = next((run.end for run in runs if run.outcome == "success"), None)
+            recent = next((run.end for run in runs if run.outcome == Outcome.SUCCESS), None)
             older = store.runs(policy.tag.name, until=now - window, limit=_RUNS_FOR_STATUS)
-            last_success = recent or next((run.end for run in older if run.outcome == "success"), None)
+            last_success = recent or next((run.end for run in older if run.outcome == Outcome.SUCCESS), None)
         return job_status(
             policy,
             now,
             last_success=last_success,
             runs=[run.as_alert_run() for run in runs],
-            spans=run_spans(runs),
         )
 
     def rows(self, store: Store, now: datetime, window: timedelta, buckets: int) -> list[JobRow]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from ..grafana import FAILING, LATE, OVERLAPPING, overlapping_runs
+from ..grafana import FAILING, LATE, OVERLAPPING, overlapping_instances, overlapping_runs
+from ..scheduler import Outcome
 from ..store import LEVELS, RecordPage, Run, StoredRecord
 from ._figures import JobRow, run_spans
 from ._pages import badges, job_href, level_counts, page
@@ -19,6 +20,8 @@ RUNS_LISTED = 8
 """How many of the latest runs the runs table lists."""
 SINCE_CHOICES = ("15m", "1h", "6h", "24h", "7d")
 _SUMMARY_CHARS = 300
+SHOWN_CHARS = 20_000
+"""The most of one body, traceback or attribute a page shows (the JSON API has all of it)."""
 _STACKTRACE = "exception.stacktrace"
 _RUN_ID = "job.run_id"
 _SHOWN_ELSEWHERE = {"job.tag", "job.id", _RUN_ID, _STACKTRACE}
@@ -34,8 +37,12 @@ def _why(row: JobRow, runs: Sequence[Run], now: datetime) -> str:
         lines.append(
             f"<li><b>late</b>: no successful run in the last {esc(span_text(policy.late_window))} "
             f"(longest regular gap {esc(span_text(policy.success_gap or policy.late_window))} + "
-            f"grace {esc(span_text(policy.grace))}); last success "
-            f"{esc(ago_text(row.activity.last_success, now))}.</li>"
+            f"grace {esc(span_text(policy.grace))}); "
+            + (
+                f"last success {esc(ago_text(row.activity.last_success, now))}.</li>"
+                if row.activity.last_success is not None
+                else "no success recorded.</li>"
+            )
         )
     if FAILING in status:
         lines.append(
@@ -44,15 +51,22 @@ def _why(row: JobRow, runs: Sequence[Run], now: datetime) -> str:
             f"{esc(span_text(policy.failure_window))}, and none succeeded since the latest.</li>"
         )
     if OVERLAPPING in status:
-        pairs = overlapping_runs(run_spans(runs), now, window=policy.overlap_window)
+        window = policy.overlap_window
+        processes = overlapping_instances([run.as_alert_run() for run in runs], now, window=window)
+        named = " and ".join(f"<code>{esc(process)}</code>" for process in processes)
+        pairs = overlapping_runs(run_spans(runs), now, window=window)
+        at_once = ""
         if pairs:
             a, b = pairs[-1]
-            lines.append(
-                f"<li><b>overlapping</b>: {len(pairs)} pair{'s' if len(pairs) > 1 else ''} of runs at once "
-                f"in the last {esc(span_text(policy.overlap_window))}, latest: processes "
+            at_once = (
+                f" {len(pairs)} pair{'s' if len(pairs) > 1 else ''} of runs at once, latest: processes "
                 f"<code>{esc(a.instance)}</code> and <code>{esc(b.instance)}</code> both running at "
-                f"{esc(time_text(b.start, policy.overlap_window, seconds=True))}.</li>"
+                f"{esc(time_text(b.start, window, seconds=True))}."
             )
+        lines.append(
+            f"<li><b>overlapping</b>: processes {named} each kept running it throughout the last "
+            f"{esc(span_text(window))}: every run happens once per process.{at_once}</li>"
+        )
     rules = (
         f"late after {esc(span_text(policy.late_window))} without success"
         if policy.late_window is not None
@@ -78,7 +92,7 @@ def _stats(row: JobRow, now: datetime, window_text: str) -> str:
     return f'<div class="cards" title="over {esc(window_text)}">{items}</div>'
 
 
-def _filters(base: str, row: JobRow, f: RecordFilter, given: Mapping[str, str]) -> str:
+def _filters(base: str, row: JobRow, f: RecordFilter, given: Mapping[str, str], default: timedelta) -> str:
     levels = "".join(
         f'<option value="{lv}"{" selected" if f.level == lv else ""}>{lv.lower()} and above</option>'
         for lv in LEVELS
@@ -93,7 +107,8 @@ def _filters(base: str, row: JobRow, f: RecordFilter, given: Mapping[str, str]) 
     return (
         f'<form class="filters" method="get" action="{esc(job_href(base, row.tag))}">'
         f'<label>Level <select name="level"><option value="">any</option>{levels}</select></label>'
-        f'<label>Time <select name="since"><option value="">last 24h</option>{options}</select></label>'
+        f'<label>Time <select name="since"><option value="">last {esc(span_text(default))}</option>{options}'
+        "</select></label>"
         f'<label>Until <input name="until" value="{esc(given.get("until", ""))}" placeholder="now" '
         'size="12"></label>'
         f'<label>Text <input name="q" value="{esc(f.text or "")}" placeholder="contains…" size="18"></label>'
@@ -115,9 +130,10 @@ def _runs_table(base: str, row: JobRow, runs: Sequence[Run], window_text: str) -
         duration = duration_ms_text(run.duration_ms) if run.duration_ms is not None else "–"
         count = f" ×{run.runs}" if run.runs > 1 else ""
         lines.append(
-            f'<tr><td><time datetime="{esc(iso(run.end))}">{esc(iso(run.end))}</time></td>'
+            f'<tr><td class="ended"><time datetime="{esc(iso(run.end))}">{esc(iso(run.end))}</time></td>'
             f'<td><span class="badge run-{esc(run.outcome)}">{esc(run.outcome)}{esc(count)}</span></td>'
-            f'<td class="num">{esc(duration)}</td><td class="mono">{esc(run.instance or "")}</td>'
+            f'<td class="num">{esc(duration)}</td>'
+            f'<td class="mono proc" title="{esc(run.instance or "")}">{esc(run.instance or "")}</td>'
             f'<td class="mono">{run_link}</td><td class="body">{esc(run.body)}</td></tr>'
         )
     more = (
@@ -127,6 +143,15 @@ def _runs_table(base: str, row: JobRow, runs: Sequence[Run], window_text: str) -
         '<div class="scroll"><table class="runs"><thead><tr><th>Ended</th><th>Outcome</th><th>Duration</th>'
         f"<th>Process</th><th>Run</th><th>Record</th></tr></thead><tbody>{''.join(lines)}</tbody></table></div>"
         f"{more}"
+    )
+
+
+def _clipped(text: str) -> str:
+    """``text`` escaped, cut at :data:`SHOWN_CHARS` with a note of what was left out."""
+    if len(text) <= SHOWN_CHARS:
+        return esc(text)
+    return (
+        f'{esc(text[:SHOWN_CHARS])}<span class="muted">… {len(text) - SHOWN_CHARS:,} more characters</span>'
     )
 
 
@@ -140,11 +165,11 @@ def record_row(base: str, tag: str, record: StoredRecord) -> str:
     if rest or stack or extra or len(first) > _SUMMARY_CHARS:
         details = []
         if rest or len(first) > _SUMMARY_CHARS:
-            details.append(f'<pre class="full">{esc(body)}</pre>')
+            details.append(f'<pre class="full">{_clipped(body)}</pre>')
         if isinstance(stack, str) and stack:
-            details.append(f'<pre class="trace">{esc(stack)}</pre>')
+            details.append(f'<pre class="trace">{_clipped(stack)}</pre>')
         if extra:
-            pairs = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in sorted(extra.items()))
+            pairs = "".join(f"<dt>{esc(k)}</dt><dd>{_clipped(str(v))}</dd>" for k, v in sorted(extra.items()))
             details.append(f'<dl class="attrs">{pairs}</dl>')
         mark = ' <span class="tb">traceback</span>' if stack else ""
         message = f"<details><summary>{summary}{mark}</summary>{''.join(details)}</details>"
@@ -155,8 +180,8 @@ def record_row(base: str, tag: str, record: StoredRecord) -> str:
     return (
         f'<tr class="rec lvl-row-{record.level}" data-id="{record.id}">'
         f'<td class="time"><time datetime="{esc(iso(record.time))}">{esc(iso(record.time))}</time></td>'
-        f'<td class="level"><span class="lv lv-{record.level}">'
-        f"{esc(record.severity_text or record.level)}</span></td>"
+        f'<td class="level"><span class="lv lv-{record.level}" '
+        f'title="severity {record.severity_number} {esc(record.severity_text)}">{record.level}</span></td>'
         f'<td class="mono run">{run_link}</td><td class="msg">{message}</td></tr>'
     )
 
@@ -179,11 +204,12 @@ def job_page(
     runs: Sequence[Run],
     lines: RecordPage,
     api_query: str,
+    default_since: timedelta,
 ) -> str:
     """The whole job page."""
     until = f.until or now
     span = until - f.since
-    window_text = given.get("since") or "24h"
+    window_text = given.get("since", "")
     sub = " · ".join(
         p for p in (row.job_id or "", row.description, row.schedule or "not in the registry") if p
     )
@@ -202,10 +228,10 @@ def job_page(
     )
     rows = "".join(record_row(base, row.tag, r) for r in lines.records)
     empty = "" if lines.records else '<p class="muted empty">No line matches these filters.</p>'
-    legend = "".join(_key(f"run-{o}", o) for o in ("success", "error", "cancelled", "missed", "skipped"))
+    legend = "".join(_key(f"run-{o}", o) for o in (outcome.value for outcome in Outcome))
     level_keys = "".join(_key(f"lvl-{lv}", lv.lower()) for lv in reversed(LEVELS))
     body = (
-        f"{heading}{_stats(row, now, span_text(span))}{_filters(base, row, f, given)}"
+        f"{heading}{_stats(row, now, span_text(span))}{_filters(base, row, f, given, default_since)}"
         f'<section><h2>Levels over time <span class="muted">{esc(iso(f.since))} → '
         f"{esc(iso(until))}</span></h2>"
         f'<div class="legend">{level_keys}</div>{levels_chart(levels, f.since, until)}'

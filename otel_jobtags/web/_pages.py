@@ -121,7 +121,7 @@ def _row(base: str, row: JobRow, now: datetime, window: timedelta) -> str:
     )
 
 
-def overview_page(base: str, rows: Sequence[JobRow], now: datetime, window: timedelta, stored: int) -> str:
+def overview_page(base: str, rows: Sequence[JobRow], now: datetime, window: timedelta) -> str:
     """The overview: one row per job."""
     links = " ".join(
         f'<a class="{"on" if span == window else ""}" href="{esc(base)}/?window={text}">{text}</a>'
@@ -150,7 +150,8 @@ def overview_page(base: str, rows: Sequence[JobRow], now: datetime, window: time
         f'<div class="scroll"><table class="jobs"><thead>{head}</thead><tbody>{body_rows}</tbody>'
         "</table></div>"
         f'<p class="muted small">Runs, failures, p95 and records over the last {esc(span_text(window))} '
-        f"(until {esc(time_text(now, window, seconds=True))}); {stored:,} records stored. Status as the "
+        f"(until {esc(time_text(now, window, seconds=True))}): {sum(r.activity.records for r in rows):,} "
+        "records. Status as the "
         "generated Grafana alert rules decide it.</p>",
         now=now,
     )

@@ -8,7 +8,7 @@ Content-Security-Policy needs no ``unsafe-inline``. Every text is escaped.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from ..store import LEVELS, Run
 from ._text import duration_ms_text, esc, time_text
@@ -48,18 +48,33 @@ def sparkline(values: Sequence[int], *, width: int = 120, height: int = 28, labe
     )
 
 
-def _ticks(since: datetime, until: datetime, plot: float, count: int = 6) -> list[str]:
+_TICK_STEPS = [
+    timedelta(seconds=n)
+    for n in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600)
+] + [timedelta(hours=12), timedelta(days=1), timedelta(days=2), timedelta(days=7)]
+
+
+def _ticks(since: datetime, until: datetime, plot: float, most: int = 7) -> list[str]:
+    """Grid lines and time labels at round times (every 5 min, every 2 h...): at most ``most``."""
     span = until - since
+    if span <= timedelta(0):
+        return []
+    step = next((s for s in _TICK_STEPS if span / s <= most), _TICK_STEPS[-1])
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    first = (
+        epoch + -((epoch - since.astimezone(timezone.utc)) // step) * step
+    )  # the first round time >= since
     marks = []
-    for i in range(count + 1):
-        moment = since + span * i / count
-        x = _LEFT + plot * i / count
-        anchor = "start" if i == 0 else "end" if i == count else "middle"
+    moment = first
+    while moment <= until:
+        x = _LEFT + (moment - since) / span * plot
+        anchor = "end" if x > _LEFT + plot - 30 else "middle"
         marks.append(
             f'<line class="grid" x1="{_num(x)}" y1="0" x2="{_num(x)}" y2="100%"/>'
             f'<text class="tick" x="{_num(x)}" y="100%" dy="-4" text-anchor="{anchor}">'
-            f"{esc(time_text(moment, span))}</text>"
+            f"{esc(time_text(moment, span, seconds=step < timedelta(minutes=1)))}</text>"
         )
+        moment += step
     return marks
 
 

@@ -13,7 +13,6 @@ import multiprocessing
 import os
 import re
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -24,18 +23,21 @@ from typing import Any
 
 import pytest
 from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from support.otlp import GrpcReceiver, HttpReceiver, ReceivedLog, free_port
+from support.processes import run_python
 
 import otel_jobtags as oj
 from otel_jobtags._diagnostics import Throttle
-from otel_jobtags.delivery import RECORD_OVERHEAD, DeliveryProcessor
+from otel_jobtags.configure import DeliverySettings, resolve_delivery_settings
+from otel_jobtags.context import use_registry
+from otel_jobtags.delivery import RECORD_OVERHEAD, DeliveryProcessor, DeliveryStats
+from otel_jobtags.handler import JobTagHandler
 from otel_jobtags.spool import Spool, SpooledBatch
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -56,29 +58,9 @@ def restore_logging() -> Iterator[None]:
     root.setLevel(level)
 
 
-@pytest.fixture
-def receiver() -> Iterator[GrpcReceiver]:
-    rx = GrpcReceiver()
-    rx.start()
-    yield rx
-    rx.stop()
-
-
 def _app_logger() -> logging.Logger:
     logging.getLogger().setLevel(logging.INFO)
     return logging.getLogger("app.jobs")
-
-
-def _run_script(code: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    return subprocess.run(
-        [sys.executable, "-c", code, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def _stderr_lines(text: str) -> list[str]:
@@ -101,7 +83,7 @@ def test_a_burst_of_100000_records_is_delivered_completely(
     records = receiver.wait_for(100_000, timeout=30)
     assert len(records) == 100_000
     assert [r.body for r in records] == [f"[AUTO_REBAL] processed: {i} items" for i in range(100_000)]
-    assert installation.stats == oj.DeliveryStats(
+    assert installation.stats == DeliveryStats(
         emitted=100_000, delivered=100_000, queued=0, dropped=0, rejected=0, failed_exports=0
     )
 
@@ -166,7 +148,7 @@ def test_after_an_outage_every_record_arrives_once_in_order_and_nothing_else(
     assert "otel-jobtags: grpc._channel WARNING: channel trouble" in lines
     failed = [line for line in lines if line.startswith("otel-jobtags: export failed (gRPC UNAVAILABLE")]
     assert 1 <= len(failed) <= 2  # throttled: one line per 10 s, naming the cause
-    assert all(line.endswith("retrying (records are kept)") for line in failed)
+    assert all("records waiting, retrying (records are kept)" in line for line in failed)
 
 
 def test_log_calls_never_wait_for_a_stuck_exporter(registry: oj.TagRegistry) -> None:
@@ -226,7 +208,7 @@ def test_past_the_record_bound_the_oldest_records_are_dropped_counted_and_report
 
     assert installation.force_flush(30_000)
     assert [r.body for r in receiver.wait_for(10, timeout=5)] == [f"record {i:02d}" for i in range(15, 25)]
-    assert installation.stats == oj.DeliveryStats(
+    assert installation.stats == DeliveryStats(
         emitted=25, delivered=10, queued=0, dropped=15, rejected=0, failed_exports=0
     )
     assert _stderr_lines(capsys.readouterr().err) == [
@@ -257,29 +239,61 @@ def test_with_a_spool_the_bound_drops_the_oldest_waiting_batch_and_its_file(
     receiver.stop()
     # A short attempt keeps the exporter from retrying inside one attempt, so
     # the worker is back at every tick to spool the queue.
+    exporter = _CountingGrpcExporter(endpoint=receiver.endpoint, insecure=True, timeout=0.3)
     installation = oj.install(
-        registry, endpoint=receiver.endpoint, max_queue_records=10, spool_dir=tmp_path, export_timeout=0.3
+        registry, exporter=exporter, max_queue_records=10, spool_dir=tmp_path, export_timeout=0.3
     )
     log = _app_logger()
-    for start in (0, 5, 10):  # three batches of 5, each spooled at the next worker tick
+
+    def wait_until(condition: Any, what: str) -> None:
+        deadline = time.monotonic() + 30
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.02)
+
+    # Three batches of 5, each spooled at the next worker tick, before the next is logged.
+    for start, files in ((0, 1), (5, 2)):
         for i in range(start, start + 5):
             log.info("record %02d", i)
-        time.sleep(0.9)
-    assert installation.stats.dropped == 5  # the batch in flight (0-4) is kept, the next oldest goes
+        wait_until(lambda files=files: len(_batch_files(tmp_path)) == files, f"{files} spooled batches")
+    for i in range(10, 15):
+        log.info("record %02d", i)
+    # Over the bound: the batch in flight (0-4) is kept, the next oldest (5-9) goes, with its file.
+    wait_until(lambda: installation.stats.dropped == 5, "the oldest waiting batch to be dropped")
+    wait_until(lambda: len(_batch_files(tmp_path)) == 2, "the newest batch to be spooled")
+    assert installation.stats.dropped == 5
     receiver.start()
 
     assert installation.force_flush(30_000)
     expected = [f"record {i:02d}" for i in (*range(5), *range(10, 15))]
     assert [r.body for r in receiver.wait_for(10, timeout=5)] == expected
-    assert installation.stats == oj.DeliveryStats(
+    assert exporter.failures >= 1
+    assert installation.stats == DeliveryStats(
         emitted=15,
         delivered=10,
         queued=0,
         dropped=5,
         rejected=0,
-        failed_exports=installation.stats.failed_exports,
+        failed_exports=exporter.failures,
     )
     assert _batch_files(tmp_path) == []
+
+
+class _CountingGrpcExporter(OTLPLogExporter):
+    """The real OTLP/gRPC exporter, counting what it is asked to send and how that ends."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.probes: list[LogRecordExportResult] = []  # the results of the empty exports
+        self.failures = 0  # exports holding records that failed
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        result = super().export(batch)
+        if not batch:
+            self.probes.append(result)
+        elif result is not LogRecordExportResult.SUCCESS:
+            self.failures += 1
+        return result
 
 
 # -- a record the receiver refuses ------------------------------------------------------
@@ -294,11 +308,14 @@ class _RefusingExporter(InMemoryLogRecordExporter):
         super().__init__()
         self.down = False
         self.probes = 0
+        self.failed: list[list[str]] = []  # the bodies of each batch it failed, in order
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:  # type: ignore[override]
         if not batch:
             self.probes += 1
         if self.down or any("POISON" in str(r.log_record.body) for r in batch):
+            if batch:
+                self.failed.append([str(r.log_record.body) for r in batch])
             return LogRecordExportResult.FAILURE
         return super().export(batch)
 
@@ -318,7 +335,7 @@ def _logging_to(processor: DeliveryProcessor) -> Iterator[logging.Logger]:
     log = logging.getLogger("app.refused")
     log.propagate = False
     log.setLevel(logging.INFO)
-    handler = oj.JobTagHandler(provider)
+    handler = JobTagHandler(provider)
     log.addHandler(handler)
     try:
         yield log
@@ -353,7 +370,7 @@ def test_a_record_the_receiver_refuses_is_rejected_and_reported_and_the_others_a
     # 3 failures of its batch, 1 of each part holding it (split at its first
     # failure: 5 records, then 2), then 3 on its own, each followed by an
     # accepted empty export (not counted: it sends no record).
-    assert stats == oj.DeliveryStats(
+    assert stats == DeliveryStats(
         emitted=100, delivered=99, queued=0, dropped=0, rejected=1, failed_exports=3 + 2 + 3
     )
     assert sink.probes == 3
@@ -380,7 +397,7 @@ def test_a_refused_record_logged_last_is_rejected_with_nothing_behind_it(
     assert sink.bodies() == [f"before {i}" for i in range(10)]
     # 3 failures before it is probed at all (a batch of one is not split), then
     # 2 more: 3 failures each followed by an accepted empty export.
-    assert stats == oj.DeliveryStats(
+    assert stats == DeliveryStats(
         emitted=11, delivered=10, queued=0, dropped=0, rejected=1, failed_exports=3 + 2
     )
     assert sink.probes == 3
@@ -406,8 +423,22 @@ def test_a_refused_batch_is_split_until_its_other_records_are_delivered_in_order
     assert sink.bodies() == [f"record {i}" for i in range(100) if i != 37] + [
         f"after {i}" for i in range(300)
     ]
-    assert stats == oj.DeliveryStats(
-        emitted=400, delivered=399, queued=0, dropped=0, rejected=1, failed_exports=stats.failed_exports
+    # The batch fails twice whole, then is halved: each failing part is the
+    # half that holds record 37, down to that record alone, which fails
+    # twice more (the probes) and is rejected; every other half is delivered.
+    assert [(len(b), b[0]) for b in sink.failed] == [
+        (100, "record 0"),
+        (100, "record 0"),
+        (50, "record 0"),
+        (25, "record 25"),
+        (13, "record 37 POISON"),
+        (6, "record 37 POISON"),
+        (3, "record 37 POISON"),
+        (1, "record 37 POISON"),
+        (1, "record 37 POISON"),
+    ]
+    assert stats == DeliveryStats(
+        emitted=400, delivered=399, queued=0, dropped=0, rejected=1, failed_exports=len(sink.failed)
     )
 
 
@@ -442,22 +473,7 @@ def test_an_exporter_that_fails_empty_exports_never_gets_a_record_rejected() -> 
 def test_during_an_outage_failing_batches_are_never_rejected(
     receiver: GrpcReceiver, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-
-    class Counting(OTLPLogExporter):
-        """The real exporter, recording the results of the empty exports (probes)."""
-
-        def __init__(self, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.probes: list[LogRecordExportResult] = []
-
-        def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-            result = super().export(batch)
-            if not batch:
-                self.probes.append(result)
-            return result
-
-    exporter = Counting(endpoint=receiver.endpoint, insecure=True, timeout=0.5)
+    exporter = _CountingGrpcExporter(endpoint=receiver.endpoint, insecure=True, timeout=0.5)
     processor = DeliveryProcessor(
         exporter, max_batch_size=20, probe_after_failures=2, throttle=Throttle(), **_FAST_RETRY
     )
@@ -485,8 +501,9 @@ def test_during_an_outage_failing_batches_are_never_rejected(
 
     # Nothing sent out of order, nothing twice, after the outage either.
     assert [r.body for r in receiver.wait_for(300, timeout=5)] == [f"record {i}" for i in range(300)]
-    assert stats == oj.DeliveryStats(
-        emitted=300, delivered=300, queued=0, dropped=0, rejected=0, failed_exports=stats.failed_exports
+    assert exporter.failures >= 6
+    assert stats == DeliveryStats(
+        emitted=300, delivered=300, queued=0, dropped=0, rejected=0, failed_exports=exporter.failures
     )
     assert _refused_lines(capsys.readouterr().err) == []
 
@@ -510,8 +527,11 @@ def test_with_a_spool_a_refused_record_is_set_aside_and_not_sent_again_by_the_ne
     processor.shutdown()
 
     assert sink.bodies() == [f"good {i}" for i in range(10) if i != 2]
-    assert stats == oj.DeliveryStats(
-        emitted=10, delivered=9, queued=0, dropped=0, rejected=1, failed_exports=stats.failed_exports
+    # The first spooled batch fails twice, then its half holding "POISON 2"
+    # once, then that record alone twice before it is rejected.
+    assert [len(b) for b in sink.failed] == [4, 4, 2, 1, 1]
+    assert stats == DeliveryStats(
+        emitted=10, delivered=9, queued=0, dropped=0, rejected=1, failed_exports=len(sink.failed)
     )
     assert _batch_files(tmp_path) == []
     (aside,) = [p for p in tmp_path.iterdir() if p.name.endswith(".batch.rejected")]
@@ -525,7 +545,7 @@ def test_with_a_spool_a_refused_record_is_set_aside_and_not_sent_again_by_the_ne
     following = DeliveryProcessor(accepting, spool=Spool(tmp_path), **_FAST_RETRY)
     assert following.force_flush(10_000)
     following.shutdown()
-    assert following.stats == oj.DeliveryStats(
+    assert following.stats == DeliveryStats(
         emitted=0, delivered=0, queued=0, dropped=0, rejected=0, failed_exports=0
     )
     assert accepting.get_finished_logs() == ()
@@ -541,7 +561,7 @@ def test_internal_warnings_reach_stderr_throttled_with_a_count_of_those_held_bac
     stream.setFormatter(logging.Formatter("%(name)s %(levelname)s: %(message)s"))
     stream.setLevel(logging.WARNING)
     provider = LoggerProvider(shutdown_on_exit=False)
-    handler = oj.JobTagHandler(provider, stderr=stream, throttle_interval=0.3)
+    handler = JobTagHandler(provider, stderr=stream, throttle_interval=0.3)
     internal = logging.getLogger("grpc._channel")
     internal.addHandler(handler)
     internal.propagate = False
@@ -603,17 +623,34 @@ for i in range(int(sys.argv[2])):
 
 
 def test_at_exit_buffered_records_are_delivered(receiver: GrpcReceiver) -> None:
-    result = _run_script(_EXIT_SCRIPT, receiver.endpoint, "500")
+    result = run_python(_EXIT_SCRIPT, receiver.endpoint, "500")
     assert result.returncode == 0, result.stderr
     assert [r.body for r in receiver.records] == [f"record {i}" for i in range(500)]
 
 
+# Registered before install(), so that (last in, first out) it runs after the
+# library's exit hook: it prints how long that hook took, from the end of the
+# script's own work.
+_TIMED_EXIT_SCRIPT = (
+    """
+import atexit, time
+_end = []
+atexit.register(lambda: print(f"exit hook took {time.monotonic() - _end[0]:.3f} s"))
+"""
+    + _EXIT_SCRIPT
+    + """
+_end.append(time.monotonic())
+"""
+)
+
+
 def test_at_exit_with_the_receiver_down_the_process_ends_within_5_seconds() -> None:
-    start = time.monotonic()
-    result = _run_script(_EXIT_SCRIPT, f"http://127.0.0.1:{free_port()}", "3")
-    elapsed = time.monotonic() - start
+    result = run_python(_TIMED_EXIT_SCRIPT, f"http://127.0.0.1:{free_port()}", "3")
     assert result.returncode == 0
-    assert elapsed < 5.0 + 5.0  # the timeout, plus interpreter start, imports and a loaded machine
+    (line,) = result.stdout.splitlines()
+    took = float(line.removeprefix("exit hook took ").removesuffix(" s"))
+    # The shutdown timeout (5 s), plus a margin for one export attempt's end.
+    assert took <= 5.5, line
     assert _stderr_lines(result.stderr)[-1] == (
         "otel-jobtags: 3 log records were not delivered before exit (receiver unavailable for 5s); "
         "set a spool directory to keep them"
@@ -645,7 +682,7 @@ def test_records_left_at_exit_are_delivered_by_the_next_process_with_the_same_sp
 ) -> None:
     rx = GrpcReceiver()
     spool = tmp_path / "spool"
-    first = _run_script(_SPOOL_SCRIPT, rx.endpoint, str(spool), "50", "first", "exit")
+    first = run_python(_SPOOL_SCRIPT, rx.endpoint, str(spool), "50", "first", "exit")
     assert first.returncode == 0, first.stderr
     assert _stderr_lines(first.stderr)[-1] == (
         f"otel-jobtags: 50 log records not delivered before exit are kept in {spool} for the next start"
@@ -653,7 +690,7 @@ def test_records_left_at_exit_are_delivered_by_the_next_process_with_the_same_sp
     assert _batch_files(spool) != []
 
     with rx:
-        second = _run_script(_SPOOL_SCRIPT, rx.endpoint, str(spool), "5", "second", "exit")
+        second = run_python(_SPOOL_SCRIPT, rx.endpoint, str(spool), "5", "second", "exit")
         assert second.returncode == 0, second.stderr
         bodies = [r.body for r in rx.wait_for(55, timeout=5)]
     assert bodies == [f"first {i}" for i in range(50)] + [f"second {i}" for i in range(5)]
@@ -664,11 +701,11 @@ def test_records_left_at_exit_are_delivered_by_the_next_process_with_the_same_sp
 def test_records_spooled_before_a_sigkill_are_delivered_by_the_next_process(tmp_path: Path) -> None:
     rx = GrpcReceiver()
     spool = tmp_path / "spool"
-    killed = _run_script(_SPOOL_SCRIPT, rx.endpoint, str(spool), "50", "killed", "kill")
+    killed = run_python(_SPOOL_SCRIPT, rx.endpoint, str(spool), "50", "killed", "kill")
     assert killed.returncode == -signal.SIGKILL
 
     with rx:
-        second = _run_script(_SPOOL_SCRIPT, rx.endpoint, str(spool), "0", "second", "exit")
+        second = run_python(_SPOOL_SCRIPT, rx.endpoint, str(spool), "0", "second", "exit")
         assert second.returncode == 0, second.stderr
         bodies = [r.body for r in rx.wait_for(50, timeout=5)]
     assert bodies == [f"killed {i}" for i in range(50)]
@@ -724,7 +761,7 @@ def test_corrupt_and_truncated_spool_files_are_skipped_with_a_warning(
         for i in range(3)
     ]
     # Every damaged file is refused when adopted, before its records are counted.
-    assert installation.stats == oj.DeliveryStats(
+    assert installation.stats == DeliveryStats(
         emitted=3, delivered=3, queued=0, dropped=0, rejected=0, failed_exports=0
     )
     err = _stderr_lines(capsys.readouterr().err)
@@ -762,17 +799,6 @@ def _wait_child(pid: int, timeout: float) -> int:
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     raise AssertionError(f"child {pid} did not finish in {timeout}s (deadlock?)")
-
-
-@pytest.fixture
-def http_receiver() -> Iterator[HttpReceiver]:
-    # Fork tests export over OTLP/HTTP: gRPC's C core is not fork-safe unless
-    # GRPC_ENABLE_FORK_SUPPORT is set before grpc loads, and a child using it
-    # crashed now and then in a process full of other tests' gRPC state.
-    rx = HttpReceiver()
-    rx.start()
-    yield rx
-    rx.stop()
 
 
 def test_a_forked_child_exports_its_own_records_as_its_own_process(
@@ -936,7 +962,7 @@ def _exported(handler_factory: type[logging.Handler] | None, records: list[loggi
     provider = LoggerProvider(shutdown_on_exit=False)
     provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
     handler: logging.Handler = (
-        oj.JobTagHandler(provider) if handler_factory is None else handler_factory(logger_provider=provider)  # type: ignore[call-arg]
+        JobTagHandler(provider) if handler_factory is None else handler_factory(logger_provider=provider)  # type: ignore[call-arg]
     )
     for record in records:
         handler.handle(logging.makeLogRecord(dict(record.__dict__)))
@@ -957,7 +983,7 @@ def test_records_translate_exactly_as_the_contrib_handler_translates_them(regist
     from opentelemetry.instrumentation.logging.handler import LoggingHandler
 
     log = logging.getLogger("app.shape")
-    oj.use_registry(registry)
+    use_registry(registry)
     try:
         records: list[logging.LogRecord] = []
         filt = oj.JobTagFilter(registry)
@@ -984,7 +1010,7 @@ def test_records_translate_exactly_as_the_contrib_handler_translates_them(regist
         )
         add(log.makeRecord("app.shape", 5, "f.py", 5, "[PRICE_CACHE] by prefix", (), None))
     finally:
-        oj.use_registry(None)
+        use_registry(None)
     assert _exported(None, records) == _exported(LoggingHandler, records)
     assert [body for body, *_ in _exported(None, records)] == [
         "[AUTO_REBAL] plain 1",
@@ -999,7 +1025,7 @@ def test_records_translate_exactly_as_the_contrib_handler_translates_them(regist
 
 
 def test_delivery_settings_resolve_from_arguments_then_environment_then_defaults(tmp_path: Path) -> None:
-    assert oj.resolve_delivery_settings(environ={}) == oj.DeliverySettings(
+    assert resolve_delivery_settings(environ={}) == DeliverySettings(
         max_queue_records=250_000,
         max_queue_bytes=256 * 1024 * 1024,
         shutdown_timeout=5.0,
@@ -1013,11 +1039,9 @@ def test_delivery_settings_resolve_from_arguments_then_environment_then_defaults
         "OTEL_JOBTAGS_SPOOL_DIR": str(tmp_path),
         "OTEL_JOBTAGS_EXPORT_TIMEOUT": "1",
     }
-    assert oj.resolve_delivery_settings(environ=env) == oj.DeliverySettings(
-        1000, 1_000_000, 2.5, tmp_path, 1.0
-    )
-    assert oj.resolve_delivery_settings(max_queue_records=7, shutdown_timeout=1, environ=env) == (
-        oj.DeliverySettings(7, 1_000_000, 1.0, tmp_path, 1.0)
+    assert resolve_delivery_settings(environ=env) == DeliverySettings(1000, 1_000_000, 2.5, tmp_path, 1.0)
+    assert resolve_delivery_settings(max_queue_records=7, shutdown_timeout=1, environ=env) == (
+        DeliverySettings(7, 1_000_000, 1.0, tmp_path, 1.0)
     )
 
 
@@ -1052,7 +1076,7 @@ def test_invalid_environment_values_are_rejected_naming_variable_and_value(
     env: dict[str, str], message: str
 ) -> None:
     with pytest.raises(oj.ConfigError, match=rf"^{re.escape(message)}$"):
-        oj.resolve_delivery_settings(environ=env)
+        resolve_delivery_settings(environ=env)
 
 
 @pytest.mark.parametrize(
@@ -1084,7 +1108,7 @@ def test_a_spool_dir_that_is_a_file_is_rejected(tmp_path: Path) -> None:
         match=rf"^Invalid OTEL_JOBTAGS_SPOOL_DIR={re.escape(repr(str(file)))}: "
         r"it is a file; give a directory$",
     ):
-        oj.resolve_delivery_settings(environ={"OTEL_JOBTAGS_SPOOL_DIR": str(file)})
+        resolve_delivery_settings(environ={"OTEL_JOBTAGS_SPOOL_DIR": str(file)})
 
 
 def test_a_spool_dir_that_cannot_be_created_is_rejected_at_install(tmp_path: Path) -> None:

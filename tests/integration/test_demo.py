@@ -79,7 +79,7 @@ def test_demo_command_runs_as_a_program(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("otel-jobtags demo: 13 jobs for 1 s; text log: ")
+    assert re.search(r"^otel-jobtags demo: 13 jobs for 1 s; text log: ", result.stdout, re.M)
     assert "QUEUE_REBAL" in result.stdout
 
 
@@ -102,3 +102,56 @@ def test_an_invalid_export_setting_fails_before_logging_is_changed(
     with pytest.raises(ConfigError, match=r"^Invalid OTEL_EXPORTER_OTLP_PROTOCOL='carrier-pigeon'"):
         run_demo(duration=0.1, log_file=tmp_path / "d.log", out=io.StringIO())
     assert (list(root.handlers), root.level, active_registry()) == before
+
+
+def test_demo_command_serves_every_jobs_view_and_prints_its_url(tmp_path: Path) -> None:
+    import json
+    import urllib.request
+
+    from otel_jobtags.store import Store
+
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "otel_jobtags",
+            "demo",
+            "--duration",
+            "6",
+            "--seed",
+            "2",
+            "--log-file",
+            str(tmp_path / "d.log"),
+            "--http",
+            "127.0.0.1:0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("OTEL_EXPORTER_OTLP")}
+        | {"PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    try:
+        assert process.stdout is not None
+        url = None
+        for line in process.stdout:
+            found = re.match(
+                r"^otel-jobtags demo: open (http://127\.0\.0\.1:\d+/) to see every job's panels", line
+            )
+            if found:
+                url = found.group(1)
+                break
+        assert url, process.stderr.read() if process.stderr else ""
+        with urllib.request.urlopen(f"{url}api/v1/jobs", timeout=30) as answer:
+            listed = json.load(answer)
+        process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+
+    assert process.returncode == 0
+    assert {job["job_tag"] for job in listed["jobs"]} == set(JOBS.names)
+    with Store.open(tmp_path / "d.db", readonly=True) as store:
+        assert store.job_tags() == sorted(JOBS.names)  # every job exported over OTLP into the embedded store
+        assert all(store.runs(name) for name in JOBS.names)  # each job's run records: its timeline

@@ -22,7 +22,9 @@ def receiver(request: pytest.FixtureRequest) -> Iterator[GrpcReceiver | HttpRece
     r.stop()
 
 
-def _install(registry: TagRegistry, receiver: GrpcReceiver | HttpReceiver) -> otel_jobtags.Installation:
+def _install(
+    registry: TagRegistry, receiver: GrpcReceiver | HttpReceiver
+) -> otel_jobtags.configure.Installation:
     if isinstance(receiver, GrpcReceiver):
         return otel_jobtags.install(
             registry, endpoint=receiver.endpoint, protocol="grpc", service_name="web", level=logging.DEBUG

@@ -48,12 +48,11 @@ def app(environ, start_response):
 
 
 @pytest.fixture
-def gunicorn_bin() -> str:
+def gunicorn_installed() -> None:
     try:
         import gunicorn  # noqa: F401
     except ImportError:
         unavailable("gunicorn is not installed: pip install -e '.[test]'")
-    return sys.executable
 
 
 class Gunicorn:
@@ -88,16 +87,16 @@ class Gunicorn:
         with urllib.request.urlopen(url, timeout=10) as response:
             return int(response.read())
 
-    def wait_ready(self) -> None:
-        def answers() -> bool:
-            assert self.process.poll() is None, self.output()
-            try:
-                self.get(0)
-                return True
-            except OSError:
-                return False
+    def serving_pid(self) -> int | None:
+        """The pid of the worker that answers now; ``None`` while none does."""
+        assert self.process.poll() is None, self.output()
+        try:
+            return self.get(0)
+        except OSError:
+            return None
 
-        poll_until(answers, timeout=60, what=f"gunicorn to answer:\n{self.output()}")
+    def wait_ready(self) -> None:
+        poll_until(self.serving_pid, timeout=60, what="gunicorn to answer")
 
     def output(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
@@ -119,7 +118,7 @@ def receiver_port() -> int:
 
 
 @pytest.fixture
-def server(tmp_path: Path, gunicorn_bin: str, receiver_port: int) -> Iterator[tuple[Gunicorn, Path]]:
+def server(tmp_path: Path, gunicorn_installed: None, receiver_port: int) -> Iterator[tuple[Gunicorn, Path]]:
     spool = tmp_path / "spool"
     env = {
         **os.environ,
@@ -151,7 +150,7 @@ def test_a_killed_workers_spooled_batches_are_delivered_without_a_restart(
     )
     os.kill(pid, signal.SIGKILL)
     # gunicorn replaces it; nothing restarts cold.
-    poll_until(lambda: gunicorn.get(0) != pid, timeout=60, what="a replacement worker")
+    poll_until(lambda: gunicorn.serving_pid() not in (None, pid), timeout=60, what="a replacement worker")
 
     with HttpReceiver(port=receiver_port) as receiver:
         records = receiver.wait_for(COUNT, timeout=60)

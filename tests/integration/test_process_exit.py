@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from support.otlp import HttpReceiver, ReceivedLog
+from support.otlp import HttpReceiver, ReceivedLog, free_port
 
 import otel_jobtags as oj
 
@@ -112,3 +112,27 @@ def test_a_pool_worker_that_installs_itself_delivers_its_records_when_the_pool_i
 
     records = receiver.wait_for(COUNT, timeout=10)
     assert _bodies_by_pid(records) == {pid: [f"[PRICE_CACHE] worker {i}" for i in range(COUNT)]}
+
+
+def test_a_child_that_cannot_deliver_says_how_many_records_it_lost(
+    jobs: oj.TagRegistry, capfd: pytest.CaptureFixture[str]
+) -> None:
+    down = f"http://127.0.0.1:{free_port()}"
+    oj.install(
+        jobs,
+        endpoint=down,
+        protocol="http/protobuf",
+        service_name="mp",
+        level=logging.INFO,
+        shutdown_timeout=1,
+    )
+    child = FORK.Process(target=_log_records, args=("child", 5))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+
+    err = capfd.readouterr().err.splitlines()
+    assert err[-1] == (
+        "otel-jobtags: 5 log records were not delivered before exit (receiver unavailable for 1s); "
+        "set a spool directory to keep them"
+    )

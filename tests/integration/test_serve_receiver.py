@@ -220,18 +220,33 @@ def test_an_oversized_grpc_export_is_refused_with_resource_exhausted(tmp_path: P
         assert bodies(server) == ["ok"]
 
 
+def test_an_undecodable_grpc_export_is_refused_and_the_receiver_goes_on(tmp_path: Path) -> None:
+    with running_server(tmp_path / "s.db") as server:
+        assert server.grpc is not None
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc.port}") as channel:
+            raw = channel.unary_unary("/opentelemetry.proto.collector.logs.v1.LogsService/Export")
+            with pytest.raises(grpc.RpcError) as refused:
+                raw(b"\xff\xff\xff\xff", timeout=10)
+            raw(export_request(["after garbage"]), timeout=10)
+
+        assert refused.value.code() == grpc.StatusCode.INTERNAL
+        assert bodies(server) == ["after garbage"]
+
+
 def test_with_a_token_exports_without_it_are_refused(tmp_path: Path) -> None:
-    with running_server(tmp_path / "s.db", token="s3cret") as server:
+    with running_server(tmp_path / "s.db", token="s3cret-s3cret-s3cret") as server:
         assert server.grpc is not None and server.http is not None
         denied, _ = post(server.http.port, export_request(["no token"]))
         wrong, _ = post(server.http.port, export_request(["bad token"]), Authorization="Bearer nope")
-        allowed, _ = post(server.http.port, export_request(["http"]), Authorization="Bearer s3cret")
+        allowed, _ = post(
+            server.http.port, export_request(["http"]), Authorization="Bearer s3cret-s3cret-s3cret"
+        )
         request = logs_service_pb2.ExportLogsServiceRequest.FromString(export_request(["grpc"]))
         with grpc.insecure_channel(f"127.0.0.1:{server.grpc.port}") as channel:
             stub = logs_service_pb2_grpc.LogsServiceStub(channel)
             with pytest.raises(grpc.RpcError) as refused:
                 stub.Export(request, timeout=10)
-            stub.Export(request, timeout=10, metadata=[("authorization", "Bearer s3cret")])
+            stub.Export(request, timeout=10, metadata=[("authorization", "Bearer s3cret-s3cret-s3cret")])
 
         assert (denied, wrong, allowed) == (401, 401, 200)
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -239,13 +254,13 @@ def test_with_a_token_exports_without_it_are_refused(tmp_path: Path) -> None:
 
 
 def test_install_with_headers_exports_to_a_server_with_a_token(tmp_path: Path) -> None:
-    with running_server(tmp_path / "s.db", token="s3cret") as server:
+    with running_server(tmp_path / "s.db", token="s3cret-s3cret-s3cret") as server:
         assert server.http is not None
         installation = install(
             JOBS,
             endpoint=server.http.endpoint,
             protocol="http/protobuf",
-            headers={"Authorization": "Bearer s3cret"},
+            headers={"Authorization": "Bearer s3cret-s3cret-s3cret"},
             level="INFO",
         )
         with job_context(AUTO_REBAL):

@@ -111,6 +111,17 @@ class _Store:
                 self._cond.wait(min(remaining, 0.2))
 
 
+Refusal = Callable[[logs_service_pb2.ExportLogsServiceRequest], "tuple[Any, float | None] | None"]
+"""Decides how a receiver answers a request: ``None`` to accept it, else ``(status, retry
+after)`` -- a ``grpc.StatusCode`` (the delay sent as ``RetryInfo``) or an HTTP status (the
+delay sent as ``Retry-After``). A refused request is counted in ``refused``, not stored."""
+
+
+def record_count(request: logs_service_pb2.ExportLogsServiceRequest) -> int:
+    """How many log records an export request holds."""
+    return sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs)
+
+
 class _Receiver:
     """What both receivers share: a port, a record store, start/stop."""
 
@@ -119,6 +130,10 @@ class _Receiver:
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self._store = _Store()
+        self.refuse: Refusal | None = None
+        """Set to refuse requests (see :data:`Refusal`), e.g. as a collector under backpressure."""
+        self.refused = 0
+        """Requests refused so far."""
 
     @property
     def records(self) -> list[ReceivedLog]:
@@ -155,13 +170,25 @@ class _Receiver:
 
 
 class _LogsService(logs_service_pb2_grpc.LogsServiceServicer):
-    def __init__(self, store: _Store) -> None:
-        self.store = store
+    def __init__(self, receiver: _Receiver) -> None:
+        self.receiver = receiver
 
     def Export(  # noqa: N802 - the generated gRPC name
         self, request: logs_service_pb2.ExportLogsServiceRequest, context: Any
     ) -> logs_service_pb2.ExportLogsServiceResponse:
-        self.store.add(request)
+        refuse = self.receiver.refuse
+        answer = refuse(request) if refuse is not None else None
+        if answer is not None:
+            code, delay = answer
+            self.receiver.refused += 1
+            if delay is not None:
+                from google.protobuf.duration_pb2 import Duration
+                from google.rpc.error_details_pb2 import RetryInfo
+
+                info = RetryInfo(retry_delay=Duration(seconds=int(delay), nanos=int(delay % 1 * 1e9)))
+                context.set_trailing_metadata((("google.rpc.retryinfo-bin", info.SerializeToString()),))
+            context.abort(code, "refused by the test receiver")
+        self.receiver._store.add(request)
         return logs_service_pb2.ExportLogsServiceResponse()
 
 
@@ -175,7 +202,7 @@ class GrpcReceiver(_Receiver):
 
     def start(self) -> None:
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_LogsService(self._store), server)
+        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_LogsService(self), server)
         server.add_insecure_port(f"127.0.0.1:{self.port}")
         server.start()
         self._server = server
@@ -204,7 +231,7 @@ class HttpReceiver(_Receiver):
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        store, path = self._store, self.path
+        store, path, receiver = self._store, self.path, self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
@@ -220,6 +247,16 @@ class HttpReceiver(_Receiver):
                     return
                 request = logs_service_pb2.ExportLogsServiceRequest()
                 request.ParseFromString(body)
+                answer = receiver.refuse(request) if receiver.refuse is not None else None
+                if answer is not None:
+                    status, delay = answer
+                    receiver.refused += 1
+                    self.send_response(status)
+                    if delay is not None:
+                        self.send_header("Retry-After", f"{delay:g}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 store.add(request)
                 payload = logs_service_pb2.ExportLogsServiceResponse().SerializeToString()
                 self.send_response(200)

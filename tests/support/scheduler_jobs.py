@@ -10,7 +10,8 @@ import json
 import logging
 import os
 
-from otel_jobtags import ATTR_JOB_ID, ATTR_JOB_RUN_ID, ATTR_JOB_TAG, JobTagFilter, current_job
+from otel_jobtags import JobTagFilter, current_job
+from otel_jobtags.handler import ATTR_JOB_ID, ATTR_JOB_RUN_ID, ATTR_JOB_TAG
 
 _FIELDS = (ATTR_JOB_TAG, ATTR_JOB_ID, ATTR_JOB_RUN_ID, "job.outcome", "job.scheduled_time")
 

@@ -31,11 +31,17 @@ def running_server(db: Path, **options: Any) -> Iterator[EmbeddedServer]:
         yield server
 
 
-def export_request(bodies: list[str], *, tag: str = "AUTO_REBAL", service: str = "raw") -> bytes:
-    """A protobuf export of INFO records with these bodies, tagged ``tag``."""
+def export_request(
+    bodies: list[str],
+    *,
+    tag: str = "AUTO_REBAL",
+    service: str = "raw",
+    start_ns: int = 1_780_000_000_000_000_000,
+) -> bytes:
+    """A protobuf export of INFO records with these bodies, tagged ``tag``, 1 µs apart from ``start_ns``."""
     records = [
         LogRecord(
-            time_unix_nano=1_780_000_000_000_000_000 + i,
+            time_unix_nano=start_ns + i * 1000,
             severity_number=9,
             severity_text="INFO",
             body=AnyValue(string_value=body),

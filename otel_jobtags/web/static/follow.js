@@ -12,6 +12,7 @@
   var timer = null;
   var MAX_ROWS = 500;
   var PERIOD_MS = 2000;
+  var SHOWN_CHARS = 20000;
   var LEVELS = [[21, "CRITICAL"], [17, "ERROR"], [13, "WARNING"], [9, "INFO"], [1, "DEBUG"]];
 
   function levelOf(n) {
@@ -25,6 +26,13 @@
     if (text !== undefined) { e.textContent = text; }
     return e;
   }
+  function pre(cls, text) {
+    var e = el("pre", cls, text.length > SHOWN_CHARS ? text.slice(0, SHOWN_CHARS) : text);
+    if (text.length > SHOWN_CHARS) {
+      e.appendChild(el("span", "muted", "… " + (text.length - SHOWN_CHARS).toLocaleString("en") + " more characters"));
+    }
+    return e;
+  }
   function row(rec) {
     var level = levelOf(rec.severity_number);
     var tr = el("tr", "rec fresh lvl-row-" + level);
@@ -35,7 +43,9 @@
     time.appendChild(t);
     tr.appendChild(time);
     var lv = el("td", "level");
-    lv.appendChild(el("span", "lv lv-" + level, rec.severity_text || level));
+    var pill = el("span", "lv lv-" + level, level);
+    pill.title = "severity " + rec.severity_number + " " + (rec.severity_text || "");
+    lv.appendChild(pill);
     tr.appendChild(lv);
     var run = el("td", "mono run");
     var runId = rec.attributes && rec.attributes["job.run_id"];
@@ -49,13 +59,14 @@
     var body = String(rec.body);
     var first = body.split("\n", 1)[0];
     var stack = rec.attributes && rec.attributes["exception.stacktrace"];
-    if (stack || first !== body) {
+    var long = first !== body || first.length > 300;
+    if (stack || long) {
       var details = el("details");
-      var summary = el("summary", "", first);
+      var summary = el("summary", "", first.length > 300 ? first.slice(0, 300) + "…" : first);
       if (stack) { summary.appendChild(el("span", "tb", "traceback")); }
       details.appendChild(summary);
-      if (first !== body) { details.appendChild(el("pre", "full", body)); }
-      if (stack) { details.appendChild(el("pre", "trace", String(stack))); }
+      if (long) { details.appendChild(pre("full", body)); }
+      if (stack) { details.appendChild(pre("trace", String(stack))); }
       msg.appendChild(details);
     } else {
       msg.textContent = body;

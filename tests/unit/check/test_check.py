@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from otel_jobtags import Interval, JobTag, TagRegistry
+from otel_jobtags import JobTag, TagRegistry
 from otel_jobtags.check import FEATURE_MARKER, Finding, check, registry_from_object
+from otel_jobtags.schedule import Interval
 
 MARKER = f"# {FEATURE_MARKER}"
 UNUSED = "is registered but no scanned source uses it"

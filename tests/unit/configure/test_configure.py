@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 from pathlib import Path
 
 import pytest
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 
 import otel_jobtags
-from otel_jobtags import ConfigError, JobTagHandler, Settings, TagRegistry, job_context, resolve_settings
+from otel_jobtags import ConfigError, TagRegistry, job_context
+from otel_jobtags.configure import Settings, resolve_settings
 from otel_jobtags.context import active_registry
+from otel_jobtags.handler import JobTagHandler
 
 
 @pytest.mark.parametrize(
@@ -151,6 +154,7 @@ def test_resource_carries_service_name_instance_and_process(
     assert attributes["deployment.environment"] == "test"
     assert attributes["team"] == "ops"
     assert isinstance(attributes["process.pid"], int)
+    assert attributes["host.name"] == socket.gethostname()
     assert re.fullmatch(r"[0-9a-f-]{36}", str(attributes["service.instance.id"]))
 
 

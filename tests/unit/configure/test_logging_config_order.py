@@ -27,7 +27,9 @@ def wait_for_checks() -> None:
             thread.join(timeout=30)
 
 
-def exported_bodies(installation: otel_jobtags.Installation, sink: InMemoryLogRecordExporter) -> list[Any]:
+def exported_bodies(
+    installation: otel_jobtags.configure.Installation, sink: InMemoryLogRecordExporter
+) -> list[Any]:
     assert installation.force_flush()
     return [r.log_record.body for r in sink.get_finished_logs()]
 
@@ -170,3 +172,29 @@ def test_uninstall_puts_the_logging_configuration_functions_back(registry: TagRe
     assert logging.basicConfig is not original_basic
     otel_jobtags.uninstall()
     assert (logging.basicConfig, logging.config.dictConfig) == (original_basic, original_dict)
+
+
+def test_a_dict_config_that_disables_existing_loggers_leaves_the_librarys_own_loggers_on(
+    registry: TagRegistry, tmp_path: Path
+) -> None:
+    runs = logging.getLogger("otel_jobtags.runs")  # exists before the application's configuration
+    sink = InMemoryLogRecordExporter()
+    installation = otel_jobtags.install(registry, exporter=sink)
+    config = readme_dict_config(tmp_path / "app.log")
+    del config["disable_existing_loggers"]  # dictConfig's default: True
+    enabled = [
+        x
+        for x in logging.Logger.manager.loggerDict.values()
+        if isinstance(x, logging.Logger) and not x.disabled
+    ]
+    try:
+        logging.config.dictConfig(config)
+    finally:
+        disabled_by_config = [x for x in enabled if x.disabled]
+        for logger in disabled_by_config:  # leave the other tests' loggers as they were
+            logger.disabled = False
+    assert logging.getLogger("app.orders") in disabled_by_config
+    assert runs not in disabled_by_config
+    with job_context(registry.AUTO_REBAL, run_id="r1"):
+        runs.info("run finished")
+    assert exported_bodies(installation, sink) == ["[AUTO_REBAL] run finished"]

@@ -96,7 +96,7 @@ def test_export_in_memory_shows_what_would_be_exported(registry: TagRegistry) ->
     assert otel_jobtags.configure.current_installation() is None
 
 
-def create_app(registry: TagRegistry) -> otel_jobtags.Installation:
+def create_app(registry: TagRegistry) -> otel_jobtags.configure.Installation:
     """An application's factory: it installs with its production settings."""
     return otel_jobtags.install(
         registry, service_name="web", endpoint="http://collector.invalid:4317", level="INFO"
@@ -123,6 +123,6 @@ def test_capture_exports_turns_the_applications_own_install_to_memory(registry: 
 def test_outside_capture_exports_install_uses_its_settings_again(registry: TagRegistry) -> None:
     with capture_exports():
         pass
-    assert create_app(registry).settings == otel_jobtags.Settings(
+    assert create_app(registry).settings == otel_jobtags.configure.Settings(
         "grpc", "http://collector.invalid:4317", {}, "web"
     )

@@ -9,15 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from otel_jobtags import (
-    JobTagsError,
-    TagRegistry,
-    UnknownJobError,
-    bind,
-    current_job,
-    job_context,
-    use_registry,
-)
+from otel_jobtags import JobTagsError, TagRegistry, UnknownJobError, bind, current_job, job_context
+from otel_jobtags.context import use_registry
 from otel_jobtags.testing import capture_logs
 
 log = logging.getLogger("app.jobs")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,7 +32,7 @@ def sink() -> InMemoryLogRecordExporter:
 
 
 def exported(
-    installation: otel_jobtags.Installation, sink: InMemoryLogRecordExporter
+    installation: otel_jobtags.configure.Installation, sink: InMemoryLogRecordExporter
 ) -> list[tuple[Any, ...]]:
     assert installation.force_flush()
     return [
@@ -98,7 +96,7 @@ def test_an_exception_is_exported_with_its_attributes(
 
 
 def test_the_patcher_gives_file_formats_the_fields_even_on_an_enqueued_sink(registry: TagRegistry) -> None:
-    otel_jobtags.use_registry(registry)
+    otel_jobtags.context.use_registry(registry)
     out = io.StringIO()
     logger.configure(patcher=patch_job_fields)
     logger.add(out, format="{level} [{extra[job.tag]}] {extra[job.run_id]} {message}", enqueue=True)
@@ -122,18 +120,3 @@ def test_an_intercept_handler_on_the_root_logger_does_not_send_records_round(
     with job_context(registry.AUTO_REBAL):
         logger.info("from loguru")
     assert [body for _, body, _ in exported(installation, sink)] == ["[AUTO_REBAL] from loguru"]
-
-
-def test_without_loguru_the_import_says_which_extra_to_install() -> None:
-    code = (
-        "import sys; sys.modules['loguru'] = None\n"
-        "try:\n"
-        "    import otel_jobtags.contrib.loguru\n"
-        "except ImportError as e:\n"
-        "    print(type(e).__name__, e)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out == (
-        "MissingExtraError otel_jobtags.contrib.loguru needs the 'loguru' package: "
-        "install otel-jobtags[loguru] (pip install 'otel-jobtags[loguru]')\n"
-    )

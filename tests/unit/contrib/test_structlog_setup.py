@@ -6,8 +6,6 @@ import io
 import json
 import logging
 import logging.config
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -143,7 +141,7 @@ def test_plain_logging_records_get_the_fields_by_the_same_rules(
     registry: TagRegistry, tmp_path: Path
 ) -> None:
     stdlib_structlog(tmp_path / "app.log")
-    otel_jobtags.use_registry(registry)
+    otel_jobtags.context.use_registry(registry)
     plain = logging.getLogger("app.legacy")
     plain.info(format_background_log(registry.DAILY_SUMMARY, "sent"))
     plain.info("sent", extra={"job_id": "price_cache"})
@@ -184,44 +182,3 @@ def test_structlog_native_lines_carry_the_job_fields(registry: TagRegistry) -> N
         {"event": "explicit wins", "job.tag": "MANUAL", "job.id": "auto_rebalance", "job.run_id": "r7"},
         {"event": "outside"},
     ]
-
-
-def test_without_structlog_the_import_says_which_extra_to_install() -> None:
-    code = (
-        "import sys; sys.modules['structlog'] = None\n"
-        "try:\n"
-        "    import otel_jobtags.contrib.structlog\n"
-        "except ImportError as e:\n"
-        "    print(type(e).__name__, e)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out == (
-        "MissingExtraError otel_jobtags.contrib.structlog needs the 'structlog' package: "
-        "install otel-jobtags[structlog] (pip install 'otel-jobtags[structlog]')\n"
-    )
-
-
-def test_a_processor_formatter_running_after_the_export_handler_still_gets_the_event_dict(
-    registry: TagRegistry, capsys: pytest.CaptureFixture[str]
-) -> None:
-    sink = InMemoryLogRecordExporter()
-    otel_jobtags.install(registry, exporter=sink, level="INFO")  # its handler runs first
-    out = io.StringIO()
-    handler = logging.StreamHandler(out)
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(processor=structlog.processors.JSONRenderer(sort_keys=True))
-    )
-    logging.getLogger().addHandler(handler)
-    structlog.configure(
-        processors=[structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=False,
-    )
-    try:
-        with job_context(registry.AUTO_REBAL):
-            structlog.get_logger("app.orders").info("orders placed", orders=3)
-    finally:
-        logging.getLogger().removeHandler(handler)
-    assert out.getvalue() == '{"event": "orders placed", "orders": 3}\n'
-    assert "Logging error" not in capsys.readouterr().err

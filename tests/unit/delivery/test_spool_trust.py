@@ -27,6 +27,7 @@ from opentelemetry.sdk._logs.export import (
     LogRecordExporter,
     LogRecordExportResult,
 )
+from support.prerequisites import unavailable
 
 import otel_jobtags as oj
 from otel_jobtags.spool import KEY_NAME, Spool
@@ -93,7 +94,7 @@ def test_an_existing_spool_directory_open_to_others_is_made_private(tmp_path: Pa
 
 def test_a_spool_directory_of_another_user_is_refused_at_install(tmp_path: Path) -> None:
     if os.geteuid() != 0:
-        pytest.skip("only root can give a directory to another user")
+        unavailable("only root can give a directory to another user")
     directory = tmp_path / "spool"
     directory.mkdir()
     os.chown(directory, NOBODY, NOBODY)
@@ -133,7 +134,7 @@ def test_a_batch_owned_by_another_user_is_refused_with_a_warning(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     if os.geteuid() != 0:
-        pytest.skip("only root can give a file to another user")
+        unavailable("only root can give a file to another user")
     directory = tmp_path / "spool"
     spool_records(directory, "given away")
     (batch,) = directory.glob("*.batch")
@@ -145,6 +146,27 @@ def test_a_batch_owned_by_another_user_is_refused_with_a_warning(
         f"otel-jobtags: skipping spool file {batch}: {batch.name}: owned by uid {NOBODY}, not by this "
         f"user (uid 0); kept as {batch.name}.corrupt"
     ]
+
+
+def test_a_batch_that_is_a_symbolic_link_is_refused_with_a_warning_and_never_followed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "spool"
+    spool_records(directory, "mine")
+    (mine,) = directory.glob("*.batch")
+    link = mine.with_name(mine.name.replace("-0000000001.batch", "-0000000002.batch"))
+    secret = tmp_path / "secret.batch"
+    shutil.copy(mine, secret)  # a valid batch elsewhere: following the link would export it
+    link.symlink_to(secret)
+    capsys.readouterr()
+
+    assert delivered_from(directory) == ["mine"]
+    assert capsys.readouterr().err.splitlines() == [
+        f"otel-jobtags: skipping spool file {link}: {link.name}: a symbolic link, not a file this spool "
+        f"wrote; kept as {link.name}.corrupt"
+    ]
+    assert (directory / f"{link.name}.corrupt").is_symlink()
+    assert secret.exists()
 
 
 def test_a_key_file_others_can_read_is_refused_at_install(tmp_path: Path) -> None:

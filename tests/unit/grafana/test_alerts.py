@@ -13,16 +13,7 @@ import pytest
 import yaml
 from support.grafana import REPO, parse_duration, range_of, rule_queries, small_registry
 
-from otel_jobtags import (
-    ConfigError,
-    Cron,
-    Interval,
-    JobTag,
-    PeriodicSummary,
-    TagRegistry,
-    UnknownJobError,
-    parse_schedule,
-)
+from otel_jobtags import ConfigError, JobTag, PeriodicSummary, TagRegistry, UnknownJobError
 from otel_jobtags.demo import JOBS
 from otel_jobtags.grafana import (
     ALERT_RULES_FILE,
@@ -38,6 +29,7 @@ from otel_jobtags.grafana import (
     generate_dashboards,
     is_failing,
     is_late,
+    is_overlapping,
     late_window,
     logql_duration,
     render_alert_rules,
@@ -45,7 +37,7 @@ from otel_jobtags.grafana import (
     success_gap,
     write_alert_rules,
 )
-from otel_jobtags.schedule import Schedule
+from otel_jobtags.schedule import Cron, Interval, Schedule, parse_schedule
 from otel_jobtags.scheduler import FREQUENT_PERIOD, RunRecordPolicy, default_run_record_policy
 
 S = timedelta(seconds=1)
@@ -320,7 +312,15 @@ def test_jobs_whose_successes_are_not_recorded_have_no_late_rule() -> None:
     assert not is_late(schedule, None, MONDAY, 60 * S, off)
     document = generate_alert_rules(small_registry(), run_records={"auto_rebalance": off})
     titles = [rule["title"] for rule in document["groups"][0]["rules"]]
-    assert titles == ["AUTO_REBAL failing", "PRICE_CACHE late", "PRICE_CACHE failing", "REPORT failing"]
+    assert titles == [
+        "AUTO_REBAL failing",
+        "AUTO_REBAL overlapping",
+        "PRICE_CACHE late",
+        "PRICE_CACHE failing",
+        "PRICE_CACHE overlapping",
+        "REPORT failing",
+        "REPORT overlapping",
+    ]
 
 
 def test_run_records_given_for_a_job_set_its_window() -> None:
@@ -506,18 +506,25 @@ def test_generated_queries_for_a_small_registry() -> None:
             ),
         ]
 
+    def overlapping(tag: str, window: str) -> tuple[str, str]:
+        processes = f'sum by (service_instance_id) (count_over_time({sel(tag)} | job_outcome!="" [{window}]))'
+        return (f"{tag} overlapping", f"count({processes}) or vector(0)")
+
     assert rule_queries(document) == [
         (
             "AUTO_REBAL late",
             f'sum(count_over_time({sel("AUTO_REBAL")} | job_outcome="success" [1h6m])) or vector(0)',
         ),
         *failing("AUTO_REBAL", "1h6m"),
+        overlapping("AUTO_REBAL", "1h6m"),
         (
             "PRICE_CACHE late",
             f'sum(count_over_time({sel("PRICE_CACHE")} | job_outcome="success" [5m25s])) or vector(0)',
         ),
         *failing("PRICE_CACHE", "15m"),
-        *failing("REPORT", "1h"),  # manual: no late rule
+        overlapping("PRICE_CACHE", "5m25s"),
+        *failing("REPORT", "1h"),  # manual: no late rule; overlap over the failure window
+        overlapping("REPORT", "1h"),
     ]
 
 
@@ -639,6 +646,86 @@ def test_failing_rule_compares_counts_and_times() -> None:
     )
 
 
+def test_overlapping_rule_exactly() -> None:
+    rule = generate_alert_rules(small_registry())["groups"][0]["rules"][2]
+    expr = (
+        'count(sum by (service_instance_id) (count_over_time({service_name=~".+", job_tag="AUTO_REBAL"} '
+        '| job_outcome!="" [1h6m]))) or vector(0)'
+    )
+    expression = {"type": "__expr__", "uid": "__expr__"}
+    assert rule == {
+        "uid": "otel-jobtags-overlapping-AUTO_REBAL",
+        "title": "AUTO_REBAL overlapping",
+        "condition": "C",
+        "data": [
+            {
+                "refId": "A",
+                "queryType": "instant",
+                "relativeTimeRange": {"from": 3960, "to": 0},
+                "datasourceUid": "loki",
+                "model": {
+                    "datasource": {"type": "loki", "uid": "loki"},
+                    "editorMode": "code",
+                    "expr": expr,
+                    "instant": True,
+                    "intervalMs": 1000,
+                    "maxDataPoints": 43200,
+                    "queryType": "instant",
+                    "refId": "A",
+                },
+            },
+            {
+                "refId": "B",
+                "datasourceUid": "__expr__",
+                "model": {
+                    "datasource": expression,
+                    "refId": "B",
+                    "expression": "A",
+                    "reducer": "last",
+                    "type": "reduce",
+                },
+            },
+            {
+                "refId": "C",
+                "datasourceUid": "__expr__",
+                "model": {
+                    "datasource": expression,
+                    "refId": "C",
+                    "expression": "B",
+                    "type": "threshold",
+                    "conditions": [{"evaluator": {"params": [1], "type": "gt"}}],
+                },
+            },
+        ],
+        "noDataState": "OK",
+        "dashboardUid": "otel-jobtags-job",
+        "panelId": 6,
+        "execErrState": "Error",
+        "for": "1h6m",
+        "labels": {
+            "job_tag": "AUTO_REBAL",
+            "job_id": "auto_rebalance",
+            "job_alert": "overlapping",
+            "severity": "warning",
+        },
+        "isPaused": False,
+        "annotations": {
+            "summary": (
+                "[AUTO_REBAL] auto_rebalance (automatic portfolio rebalancing): two or more processes run it, "
+                "each at every tick"
+            ),
+            "description": (
+                "AUTO_REBAL (runs hourly at minute 17) was recorded by two or more processes "
+                "(service.instance.id) in every 1h6m for the last 1h6m: each runs its own scheduler, so every "
+                "run happens once per process. Typical cause: a scheduler started in every gunicorn/uWSGI "
+                "worker or replica; start it with otel_jobtags.scheduler.start_once_per_host. The processes "
+                "are on the job's dashboard (Runs by process). Resolves when one process is left."
+            ),
+            "runbook_url": "/d/otel-jobtags-job?var-job=AUTO_REBAL",
+        },
+    }
+
+
 def test_provisioned_text_escapes_dollars_from_grafanas_environment_expansion() -> None:
     jobs = TagRegistry()
     jobs.define("PAY", "pay$out", "", "every 1 min")
@@ -678,6 +765,17 @@ def test_each_rule_encodes_the_evaluators_numbers(registry: TagRegistry) -> None
         assert is_failing(errors, now, window=window, threshold=policy.failure_threshold)
         assert not is_failing(errors[1:], now, window=window, threshold=policy.failure_threshold)
         assert not is_failing([*errors, Run(now, "success")], now, window=window, threshold=threshold)
+        overlapping = rules.pop(f"{name} overlapping")
+        (expr,) = [q["model"]["expr"] for q in overlapping["data"] if q["datasourceUid"] == "loki"]
+        window = parse_duration(range_of(expr))
+        assert window == policy.overlap_window == parse_duration(overlapping["for"])
+        assert overlapping["data"][2]["model"]["conditions"] == [{"evaluator": {"params": [1], "type": "gt"}}]
+        # Two processes, each with a record every window: the rule fires after one window, and so
+        # does the evaluator; a record of the second one a moment later than that and it does not yet.
+        both = [Run(now - k * window, "success", w) for k in range(3) for w in ("w1", "w2")]
+        assert is_overlapping(both, now, window=window)
+        late_second = [r for r in both if r.instance == "w1" or r.time > now - window]
+        assert not is_overlapping(late_second, now, window=window)
     assert rules == {}
 
 
@@ -740,10 +838,10 @@ def test_the_yaml_reads_back_as_the_document() -> None:
     assert yaml.safe_load(text) == document
 
 
-def test_the_demo_registry_has_26_rules_but_none_late_for_manual_jobs() -> None:
+def test_the_demo_registry_has_39_rules_but_none_late_for_manual_jobs() -> None:
     titles = [rule["title"] for rule in generate_alert_rules(JOBS)["groups"][0]["rules"]]
-    assert len(titles) == 26
-    assert titles[:2] == ["PRECISION_CACHE late", "PRECISION_CACHE failing"]
+    assert len(titles) == 39
+    assert titles[:3] == ["PRECISION_CACHE late", "PRECISION_CACHE failing", "PRECISION_CACHE overlapping"]
 
 
 def test_write_alert_rules_then_nothing_is_stale(tmp_path: Path) -> None:
@@ -788,4 +886,8 @@ def test_a_leap_day_job_gets_rules_that_wait_four_years() -> None:
     )
     assert policy.late_window == four_years + timedelta(days=146, seconds=8640)
     rules = generate_alert_rules(jobs)["groups"][0]["rules"]
-    assert [rule["title"] for rule in rules] == ["LEAP_REPORT late", "LEAP_REPORT failing"]
+    assert [rule["title"] for rule in rules] == [
+        "LEAP_REPORT late",
+        "LEAP_REPORT failing",
+        "LEAP_REPORT overlapping",
+    ]

@@ -201,6 +201,11 @@ JOB_QUERIES = [
         '| unwrap job_duration_ms | __error__="" [$__auto]) by (job_tag)',
     ),
     ("Run records", '{service_name=~"$service", job_tag="$job"} | job_outcome!=""'),
+    (
+        "Runs by process",
+        'sum by (service_instance_id) (count_over_time({service_name=~"$service", job_tag="$job"} '
+        '| job_outcome!="" [$__auto]))',
+    ),
 ]
 
 

@@ -1,4 +1,4 @@
-"""The job status model: overlapping runs, and the three verdicts together as the web view shows them."""
+"""The job status model: overlapping processes, runs at once, and the three verdicts as the web view shows them."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from otel_jobtags.grafana import (
     alert_policies,
     is_overlapping,
     job_status,
+    overlapping_instances,
     overlapping_runs,
 )
 
@@ -54,12 +55,62 @@ def test_a_long_run_overlaps_every_run_of_another_process_it_spans() -> None:
     ]
 
 
-def test_only_runs_ending_within_the_window_count() -> None:
-    a, b = span(0, 10, "w1"), span(5, 12, "w2")
-    window = timedelta(seconds=60)
-    assert is_overlapping([a, b], T0 + 69 * S, window=window)
-    assert not is_overlapping([a, b], T0 + 70 * S, window=window)  # a ended 60 s before: out
-    assert not is_overlapping([a, b], T0 + 11 * S, window=window)  # b ends after now: not yet
+MINUTE = timedelta(minutes=1)
+WINDOW = timedelta(seconds=66)  # a job every minute: period + 6 s grace
+
+
+def every_minute(instance: str, first: float, last: float) -> list[Run]:
+    """Run records of one process, every 60 s from ``first`` to ``last`` (seconds after T0)."""
+    return [Run(T0 + at * S, "success", instance) for at in range(int(first), int(last) + 1, 60)]
+
+
+def verdicts(runs: list[Run], until: float) -> list[float]:
+    """The moments (every 10 s from T0 to ``until``) at which the overlap rule holds."""
+    return [at for at in range(0, int(until) + 1, 10) if is_overlapping(runs, T0 + at * S, window=WINDOW)]
+
+
+def test_two_processes_that_keep_running_a_job_overlap_one_window_after_the_second_starts() -> None:
+    # Their runs never run at the same instant: 20 s apart, and 1 s long.
+    runs = every_minute("w1", 0, 600) + every_minute("w2", 320, 600)
+    held = verdicts(runs, 600)
+    assert held[0] == 390  # the second process's first record, 320 s, plus a window of 66 s
+    assert held == list(range(390, 601, 10))
+    assert overlapping_instances(runs, T0 + 600 * S, window=WINDOW) == ("w1", "w2")
+    assert (
+        overlapping_runs(
+            [RunSpan(r.time - S, r.time, r.instance or "") for r in runs], T0 + 600 * S, window=HOUR
+        )
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    "runs",
+    [
+        pytest.param(every_minute("w1", 0, 300) + every_minute("w2", 330, 900), id="takeover"),
+        pytest.param(every_minute("w1", 0, 300) + every_minute("w2", 301, 900), id="takeover-a-second-later"),
+        pytest.param(every_minute("w1", 0, 900), id="one-process"),
+        pytest.param(
+            every_minute("w1", 0, 900) + [Run(T0 + at * S, "success") for at in range(30, 900, 60)],
+            id="records-without-a-process",
+        ),
+    ],
+)
+def test_processes_that_hand_the_job_over_never_overlap(runs: list[Run]) -> None:
+    assert verdicts(runs, 900) == []
+
+
+def test_a_new_process_that_runs_the_job_before_the_old_one_stops_overlaps_for_a_while() -> None:
+    # A deploy without the host lock: both schedulers ran the job between 250 s and 300 s.
+    runs = every_minute("old", 0, 300) + every_minute("new", 250, 900)
+    assert verdicts(runs, 900) == [320, 330, 340, 350, 360]  # until the old one's last record is a window old
+
+
+def test_a_second_process_that_stops_ends_the_overlap_one_window_after_its_last_record() -> None:
+    runs = every_minute("w1", 0, 900) + every_minute("w2", 20, 500)
+    held = verdicts(runs, 900)
+    assert (held[0], held[-1]) == (90, 560)  # 20 + 66 rounded up to the grid; 500 + 66 - 6
+    assert overlapping_instances(runs, T0 + 700 * S, window=WINDOW) == ()
 
 
 def test_job_status_combines_the_rules_with_the_policy_s_numbers() -> None:
@@ -79,9 +130,10 @@ def test_job_status_combines_the_rules_with_the_policy_s_numbers() -> None:
     assert job_status(policy, now, last_success=now - HOUR, runs=failed) == (FAILING,)
     stale = now - timedelta(minutes=66)
     assert job_status(policy, now, last_success=stale, runs=[Run(stale, "success")]) == (LATE,)
-    both = [span(7000, 7100, "w1"), span(7050, 7150, "w2")]
-    assert job_status(policy, now, last_success=None, runs=[Run(now - S, "error")], spans=both) == (
-        FAILING,
-        LATE,
-        OVERLAPPING,
-    )
+    # Two processes failing the job every hour, for three hours.
+    both = [
+        Run(now - k * HOUR - offset, "error", name)
+        for k in range(3)
+        for name, offset in (("w1", S), ("w2", 9 * S))
+    ]
+    assert job_status(policy, now, last_success=None, runs=both) == (FAILING, LATE, OVERLAPPING)

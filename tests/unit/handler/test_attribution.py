@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from otel_jobtags import JobTagFilter, TagRegistry, format_background_log, job_context, use_registry
+from otel_jobtags import JobTagFilter, TagRegistry, format_background_log, job_context
+from otel_jobtags.context import use_registry
 from otel_jobtags.testing import capture_logs
 
 log = logging.getLogger("app.jobs")

@@ -35,7 +35,7 @@ def app_log() -> Iterator[io.StringIO]:
 
 
 def exported(
-    installation: otel_jobtags.Installation, sink: InMemoryLogRecordExporter
+    installation: otel_jobtags.configure.Installation, sink: InMemoryLogRecordExporter
 ) -> list[tuple[Any, ...]]:
     assert installation.force_flush()
     return [(r.log_record.body, dict(r.log_record.attributes or {})) for r in sink.get_finished_logs()]

@@ -6,7 +6,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from otel_jobtags import Cron, Interval, Manual, TagError, TagRegistry, parse_schedule
+from otel_jobtags import TagError, TagRegistry
+from otel_jobtags.schedule import Cron, Interval, Manual, parse_schedule
 
 
 @pytest.mark.parametrize(

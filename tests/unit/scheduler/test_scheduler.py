@@ -39,15 +39,14 @@ from support import scheduler_jobs
 
 from otel_jobtags import (
     ConfigError,
-    JobTagHandler,
     JobTagsError,
     TagRegistry,
     UnknownJobError,
     UntaggedJobError,
     current_job,
-    parse_schedule,
 )
-from otel_jobtags.schedule import Cron, Interval
+from otel_jobtags.handler import JobTagHandler
+from otel_jobtags.schedule import Cron, Interval, parse_schedule
 from otel_jobtags.scheduler import (
     RunRecordPolicy,
     compare_schedule,

@@ -9,7 +9,8 @@ from datetime import timedelta
 
 import pytest
 
-from otel_jobtags import ConfigError, PeriodicSummary, SummarySnapshot, TagRegistry, job_context
+from otel_jobtags import ConfigError, PeriodicSummary, TagRegistry, job_context
+from otel_jobtags.scheduler import SummarySnapshot
 from otel_jobtags.scheduler._summary import duration_text
 from otel_jobtags.testing import CapturedLog, capture_logs
 

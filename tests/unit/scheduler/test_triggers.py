@@ -6,7 +6,8 @@ from datetime import datetime
 
 import pytest
 
-from otel_jobtags import ConfigError, parse_schedule
+from otel_jobtags import ConfigError
+from otel_jobtags.schedule import parse_schedule
 from otel_jobtags.scheduler import compare_schedule, trigger_for
 
 

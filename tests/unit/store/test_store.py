@@ -234,7 +234,7 @@ def test_runs_read_back_with_start_instance_and_body(store: Store) -> None:
         None,
         "2026-05-28T20:26:00+00:00",
     )
-    assert missed.as_alert_run() == (at(T0 + SECOND), "missed")
+    assert missed.as_alert_run() == (at(T0 + SECOND), "missed", "i-1")
 
 
 def test_retention_deletes_records_older_than_max_age(tmp_path: Path) -> None:
@@ -281,3 +281,28 @@ def test_a_readonly_store_reads_what_another_writes(tmp_path: Path) -> None:
         assert [r.body for r in reader.records().records] == ["hello"]
         with pytest.raises(StoreError, match=r"is read-only$"):
             reader.append([job_record("no", T0)])
+
+
+def test_reads_from_many_short_lived_threads_do_not_keep_connections_open(store: Store) -> None:
+    """A threading web server reads from a new thread per request: connections must be reused."""
+    import os
+    import threading
+
+    store.append([job_record("hello", T0)])
+    store.records()
+    before = len(os.listdir("/proc/self/fd"))
+
+    for _ in range(100):
+        thread = threading.Thread(target=store.records)
+        thread.start()
+        thread.join()
+
+    assert len(os.listdir("/proc/self/fd")) - before <= 3
+
+
+def test_an_attribute_name_that_would_break_the_json_path_is_refused(store: Store) -> None:
+    with pytest.raises(
+        StoreQueryError,
+        match=r"""^Invalid attribute name 'a"b': give a name without quotes or backslashes$""",
+    ):
+        store.records(attributes={'a"b': "x"})

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from otel_jobtags import Cron, Interval, JobTag, TagError, TagRegistry, UnknownJobError, format_background_log
+from otel_jobtags import JobTag, TagError, TagRegistry, UnknownJobError, format_background_log
 from otel_jobtags.demo import JOBS
+from otel_jobtags.schedule import Cron, Interval
 
 RULE = "use upper-case letters, digits and '_', starting with a letter (at most 15)"
 

@@ -207,8 +207,9 @@ def test_the_job_page_explains_the_status_and_draws_levels_and_runs(app: Any) ->
 def test_the_job_page_of_overlapping_runs_names_the_processes(app: Any) -> None:
     html = call(app, "/jobs/REPORTS").text
     assert (
-        "<b>overlapping</b>: 1 pair of runs at once in the last 16 min 30 s, latest: processes "
-        "<code>web-2</code> and <code>web-1</code> both running at 11:45:00." in html
+        "<b>overlapping</b>: processes <code>web-1</code> and <code>web-2</code> each kept running it "
+        "throughout the last 16 min 30 s: every run happens once per process. 1 pair of runs at once, "
+        "latest: processes <code>web-2</code> and <code>web-1</code> both running at 11:45:00.</li>" in html
     )
     assert re.findall(r'<text class="lane"[^>]*><title>([^<]+)</title>', html) == ["web-2", "web-1"]
 
@@ -281,6 +282,12 @@ def test_the_records_api_answers_by_attribute(app: Any) -> None:
             "Invalid window='forever': give a duration such as '15m', '1h', '24h' or '7d'",
         ),
         ("/api/v1/jobs", "window=40d", "Invalid window='40d': give a duration from 1m to 31d"),
+        ("/api/v1/records", "text=%ff", "Invalid query string: it is not UTF-8 text"),
+        (
+            "/api/v1/records",
+            "after_id=-1",
+            "Invalid after_id='-1': give a whole number from 0 to 4611686018427387904",
+        ),
     ],
 )
 def test_bad_query_parameters_are_a_400_that_says_what_to_give(
@@ -443,3 +450,37 @@ def test_the_status_counts_only_records_up_to_now_as_the_rules_do(tmp_path: Path
             now = nine.replace(hour=hour)
             [job] = call(create_app(store, jobs, clock=lambda now=now: now), "/api/v1/jobs").json()["jobs"]  # type: ignore[misc]
             assert job["alerts"] == alerts, hour
+
+
+def test_a_huge_record_is_shown_cut_and_whole_in_the_api(tmp_path: Path) -> None:
+    body = "first line\n" + "x" * 1_000_000
+    with Store.open(tmp_path / "jobs.db") as store:
+        store.append(
+            [
+                NewRecord(
+                    int(NOW.timestamp() * 1e9) - 10**9,
+                    9,
+                    "INFO",
+                    body,
+                    {"job.tag": "BIG", "blob": "y" * 50_000},
+                )
+            ]
+        )
+        app = create_app(store, clock=lambda: NOW)
+        page = call(app, "/jobs/BIG")
+        assert page.status == 200 and len(page.body) < 100_000
+        assert (
+            f'<pre class="full">first line\n{"x" * 19_989}<span class="muted">… 980,011 more characters</span></pre>'
+            in page.text
+        )
+        assert "<dd>" + "y" * 20_000 + '<span class="muted">… 30,000 more characters</span></dd>' in page.text
+        assert call(app, "/api/v1/records", "job.tag=BIG").json()["records"][0]["body"] == body
+
+
+def test_the_default_window_is_the_one_given_to_create_app(store: Store, registry: TagRegistry) -> None:
+    app = create_app(store, registry, window=timedelta(hours=6), clock=lambda: NOW)
+    jobs = call(app, "/api/v1/jobs").json()
+    assert (jobs["window_seconds"], jobs["jobs"][1]["runs"]) == (21600.0, 6)
+    page = call(app, "/jobs/AUTO_REBAL").text
+    assert '<select name="since"><option value="">last 6 h</option>' in page
+    assert re.findall(r'<div class="card"><span>Runs</span><b>(\d+)</b>', page) == ["6"]
