@@ -8,7 +8,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import IO, NamedTuple
 
@@ -17,7 +17,7 @@ from ..tags import JobTag, TagRegistry
 from ._follow import FileTail
 from ._formats import CONTINUATION_MARK, DEFAULT_INSIDE, DEFAULT_START, LineFormat, as_line_format
 from ._reading import open_log, read_chunks, read_chunks_backwards, rotated_files
-from ._records import LogEntry, align_time, level_number, parse_level, resolve_registry
+from ._records import LogEntry, align_time, asctime_bytes, level_number, parse_level, resolve_registry
 
 __all__ = ["LogFilter", "LogPaths"]
 
@@ -112,8 +112,8 @@ class LogFilter:
         self._since_b = self._until_b = None
         if fmt.sortable_time:
             # The default asctime sorts as text: compare bytes, parse nothing.
-            self._since_b = _asctime_bytes(sel.since) if sel.since is not None else None
-            self._until_b = _asctime_bytes(sel.until) if sel.until is not None else None
+            self._since_b = asctime_bytes(sel.since) if sel.since is not None else None
+            self._until_b = asctime_bytes(sel.until) if sel.until is not None else None
         self._bytes_times = self._since_b is not None or self._until_b is not None
         self._parse_times = (sel.since is not None or sel.until is not None) and not self._bytes_times
         self._contains_b = (sel.contains or "").encode("utf-8", "surrogatepass")
@@ -490,12 +490,3 @@ class LogFilter:
                 batch = self._scan(item[0], item[1])
                 if batch:
                     yield batch
-
-
-def _asctime_bytes(moment: datetime) -> bytes:
-    """``moment`` as the default asctime text, rounded up to the millisecond."""
-    if moment.microsecond % 1000:
-        moment += timedelta(microseconds=1000 - moment.microsecond % 1000)
-    if not 1000 <= moment.year <= 9999:
-        return b"0000" if moment.year < 1000 else b"9999~"
-    return f"{moment:%Y-%m-%d %H:%M:%S},{moment.microsecond // 1000:03d}".encode()
