@@ -19,7 +19,7 @@ import time
 
 from . import _fork
 
-__all__ = ["DEFAULT_INTERVAL", "Throttle", "report", "warn", "write"]
+__all__ = ["DEFAULT_INTERVAL", "DEFAULT_THROTTLE", "Throttle", "report", "warn", "write"]
 
 DEFAULT_INTERVAL = 10.0
 """Seconds between two stderr lines about the same kind of problem."""
@@ -73,9 +73,10 @@ def report(what: str, exc: BaseException) -> None:
     write(f"{what}: {type(exc).__name__}: {exc}")
 
 
-_default = Throttle()
+DEFAULT_THROTTLE = Throttle()
+"""The process-wide throttle :func:`warn` uses."""
 
 
 def warn(key: str, message: str) -> bool:
     """Throttled warning through the process-wide :class:`Throttle`."""
-    return _default.warn(key, message)
+    return DEFAULT_THROTTLE.warn(key, message)

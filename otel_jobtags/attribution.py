@@ -149,13 +149,13 @@ class JobTagFilter(logging.Filter):
         return True
 
     def _attribute(self, record: logging.LogRecord, d: dict[str, Any]) -> None:
-        registry = self.registry if self.registry is not None else _context._registry
+        registry = self.registry if self.registry is not None else _context.active_registry()
         tag: JobTag | None = None
         run_id: str | None = None
         if _EXTRA_TAG in d or _EXTRA_ID in d:
             tag = self._explicit(record, d, registry)
         if tag is None:
-            active = _context._current.get()
+            active = _context.current_job_var.get()
             if active is not None:
                 tag, run_id = active.tag, active.run_id
         named = None

@@ -389,7 +389,7 @@ class Installation:
     def _restore_logging(self) -> None:
         if self._previous_level is not None:
             self._logger.setLevel(self._previous_level)
-        if _context._registry is self.handler.job_filter.registry:
+        if _context.active_registry() is self.handler.job_filter.registry:
             _context.use_registry(self._previous_registry)
 
     def _detach(self, replacement: tuple[logging.Logger, logging.Handler]) -> None:
@@ -699,13 +699,16 @@ def install(
         # For the operator, not for the export (the previous installation's
         # handler, or the new one, may already be on the logger).
         with exporting():
-            _log.info(_start_summary(settings, exporter_name, exporter, registry or _context._registry))
+            active = registry or _context.active_registry()
+            _log.info(_start_summary(settings, exporter_name, exporter, active))
         attachment = Attachment(handler, target, level)
         attachment.attach()  # adds the handler unless it took the previous one's place
         pipeline_logs_guard = PipelineLogs()
         if pipeline == "stderr":
             pipeline_logs_guard.divert()
-        previous_registry = _context.use_registry(registry) if registry is not None else _context._registry
+        previous_registry = (
+            _context.use_registry(registry) if registry is not None else _context.active_registry()
+        )
         installation = Installation(
             provider=provider,
             handler=handler,

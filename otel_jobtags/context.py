@@ -36,6 +36,7 @@ __all__ = [
     "active_registry",
     "bind",
     "current_job",
+    "current_job_var",
     "job_context",
     "use_registry",
 ]
@@ -54,7 +55,8 @@ class ActiveJob:
     """Identifies one run of the job, when the runner assigns one."""
 
 
-_current: ContextVar[ActiveJob | None] = ContextVar("otel_jobtags.current_job", default=None)
+current_job_var: ContextVar[ActiveJob | None] = ContextVar("otel_jobtags.current_job", default=None)
+"""The job context :func:`current_job` reads; hot paths read it directly (``.get()``)."""
 _registry: TagRegistry | None = None
 
 
@@ -77,7 +79,7 @@ def active_registry() -> TagRegistry | None:
 
 def current_job() -> ActiveJob | None:
     """The job the calling code runs in, or ``None`` outside any job."""
-    return _current.get()
+    return current_job_var.get()
 
 
 def _resolve(job: JobTag | str, registry: TagRegistry | None) -> JobTag:
@@ -136,13 +138,13 @@ class job_context:  # noqa: N801 - used like contextlib's lower-case context man
         """
         tag = _resolve(self._job, self._registry)
         run_id = self._run_id
-        if run_id is None and (outer := _current.get()) is not None and outer.tag == tag:
+        if run_id is None and (outer := current_job_var.get()) is not None and outer.tag == tag:
             run_id = outer.run_id
         return ActiveJob(tag, run_id)
 
     def __enter__(self) -> ActiveJob:
         active = self.job
-        token = _current.set(active)
+        token = current_job_var.set(active)
         with self._lock:
             self._tokens.append(token)
         return active
@@ -158,7 +160,7 @@ class job_context:  # noqa: N801 - used like contextlib's lower-case context man
         with self._lock:
             for i in range(len(self._tokens) - 1, -1, -1):
                 try:
-                    _current.reset(self._tokens[i])
+                    current_job_var.reset(self._tokens[i])
                 except (ValueError, RuntimeError):  # made in another context, or used
                     continue
                 del self._tokens[i]
@@ -207,14 +209,14 @@ def bind(func: Callable[P, R]) -> Callable[P, R]:
     and from several threads at once. Outside any job it returns a wrapper that
     runs ``func`` outside any job too.
     """
-    captured = _current.get()
+    captured = current_job_var.get()
 
     @functools.wraps(func)
     def bound(*args: P.args, **kwargs: P.kwargs) -> R:
-        token = _current.set(captured)
+        token = current_job_var.set(captured)
         try:
             return func(*args, **kwargs)
         finally:
-            _current.reset(token)
+            current_job_var.reset(token)
 
     return bound

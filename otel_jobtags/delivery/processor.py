@@ -168,7 +168,7 @@ class DeliveryProcessor(LogRecordProcessor):
         self._schedule_delay = schedule_delay
         self.shutdown_timeout = shutdown_timeout
         self._spool = spool
-        self._throttle = throttle or _diagnostics._default
+        self._throttle = throttle or _diagnostics.DEFAULT_THROTTLE
         self._spooling = BatchSpool(spool, self._throttle, self._readable) if spool is not None else None
         self._resource = resource if callable(resource) else (lambda: resource or Resource.get_empty())
         self._builder = RecordBuilder(self._resource(), limits)

@@ -39,6 +39,35 @@ def _private_imports(path: Path, root: Path = PACKAGE) -> list[str]:
     return found
 
 
+def _private_attributes(path: Path, root: Path = PACKAGE) -> list[str]:
+    """``module._name`` where ``module`` is another module of the package, imported by name."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    modules: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level > 0:
+            base = path.parent
+            for _ in range(node.level - 1):
+                base = base.parent
+            if node.module:
+                base = base.joinpath(*node.module.split("."))
+            for alias in node.names:
+                if (base / f"{alias.name}.py").exists() or (base / alias.name / "__init__.py").exists():
+                    modules.add(alias.asname or alias.name)
+    return [
+        f"{path.relative_to(root)}:{node.lineno}: {node.value.id}.{node.attr}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id in modules
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+    ]
+
+
+def test_no_module_reads_another_module_s_private_names() -> None:
+    assert [found for path in _modules() for found in _private_attributes(path)] == []
+
+
 def test_no_module_imports_another_module_s_private_names() -> None:
     assert [found for path in _modules() for found in _private_imports(path)] == []
 
