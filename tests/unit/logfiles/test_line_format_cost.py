@@ -82,7 +82,7 @@ def assert_linear(tmp_path: Path, fmt: str, head: str, tail: str) -> None:
     write_log(short, fmt, head, tail, SHORT)
     write_log(long, fmt, head, tail, LONG)
     read_cost(short, fmt)  # warm up: imports, compiled patterns
-    ratio = read_cost(long, fmt) / max(read_cost(short, fmt), 1e-3)
+    ratio = read_cost(long, fmt) / max(read_cost(short, fmt), 5e-3)  # a floor for timer noise
     assert ratio < GROWTH, f"4x longer lines cost {ratio:.1f}x the CPU time with {fmt!r}"
 
 
