@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import sqlite3
 import statistics
 import subprocess
@@ -37,14 +36,13 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks"), str(ROOT / "tests")]
 
 from otel_jobtags.store import Store, severity_number_of  # noqa: E402
 
@@ -137,26 +135,12 @@ def application(count: int, endpoint: str, rate: float = 0) -> tuple[subprocess.
     return process, time.perf_counter()
 
 
-@contextmanager
-def serve_process(db: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
+def serve_process(db: Path) -> Any:
     """``otel-jobtags serve`` (OTLP/HTTP only) in its own process, and its port."""
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "otel_jobtags", "serve", "--db", str(db), "--otlp-grpc", "off",
-         "--otlp-http", "127.0.0.1:0", "--http", "off", "--max-size", "off"],
-        stdout=subprocess.PIPE, text=True, env=ENV,
-    )  # fmt: skip
-    try:
-        assert serve.stdout is not None
-        port = 0
-        for line in serve.stdout:
-            found = re.search(r"OTLP/HTTP +http://127\.0\.0\.1:(\d+)", line)
-            if found:
-                port = int(found.group(1))
-                break
-        yield serve, port
-    finally:
-        serve.terminate()
-        serve.wait(60)
+    from support.serve import serve_process as start
+
+    args = ["--db", str(db), "--otlp-grpc", "off", "--otlp-http", "127.0.0.1:0", "--http", "off"]
+    return start(*args, "--max-size", "off", env={"OTEL_JOBTAGS_SHUTDOWN_TIMEOUT": "300"})
 
 
 def ingest(count: int, apps: int, rate: float = 0) -> dict[str, float]:
@@ -200,7 +184,6 @@ def receiver_capacity(count: int, connections: int = 2) -> tuple[float, float]:
     import http.client
     import threading
 
-    sys.path.insert(0, str(ROOT / "tests"))
     from support.serve import export_request
 
     batches = count // 512 // connections

@@ -7,16 +7,13 @@ import http.client
 import logging
 import logging.handlers
 import os
-import re
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from support.serve import export_request, running_server, wait_until
+from support.serve import export_request, running_server, serve_process, wait_until
 
 from otel_jobtags import TagRegistry
 from otel_jobtags.store import Store
@@ -26,32 +23,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 def environment() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-
-
-@contextmanager
-def serve_process(*args: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
-    """``otel-jobtags serve`` in a subprocess, with the port its OTLP/HTTP receiver got."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "otel_jobtags", "serve", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=environment(),
-    )
-    try:
-        assert process.stdout is not None
-        port = 0
-        for line in process.stdout:
-            found = re.search(r"OTLP/HTTP +http://127\.0\.0\.1:(\d+)/v1/logs", line)
-            if found:
-                port = int(found.group(1))
-                break
-        assert port, f"serve did not start: {process.stderr.read() if process.stderr else ''}"
-        yield process, port
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(30)
 
 
 def all_bodies(db: Path) -> set[str]:
@@ -132,17 +103,22 @@ def test_serve_follows_a_rotating_text_log_into_the_store(tmp_path: Path) -> Non
         with running_server(tmp_path / "f.db", registry=jobs, log_file=log_path) as server:
             assert server.store is not None
             store = server.store
-            for n in range(12):  # rotates several times: 300-byte files
+
+            def stored() -> list[str]:
+                return [r.body for r in reversed(store.records(limit=100).records)]
+
+            assert wait_until(lambda: len(stored()) == 1, timeout=60), stored()
+            for n in range(12):  # rotates every 2 records (300-byte files), 6 times in all
                 writer.error(
                     "[AUTO_REBAL] run %d failed\nTraceback (most recent call last):\nValueError: %d", n, n
                 )
+                # One record at a time, as a log grows: rotating faster than any follower polls
+                # (several renames between two reads) would outrun every tail -F as well.
+                assert wait_until(lambda n=n: len(stored()) == n + 2, timeout=60), stored()
             expected = ["[AUTO_REBAL] before serve started"] + [
                 f"[AUTO_REBAL] run {n} failed\nTraceback (most recent call last):\nValueError: {n}"
                 for n in range(12)
             ]
-
-            def stored() -> list[str]:
-                return [r.body for r in reversed(store.records(limit=100).records)]
 
             assert wait_until(lambda: stored() == expected, timeout=60), stored()
             record = store.records(limit=1).records[0]

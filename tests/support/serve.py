@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import http.client
+import os
+import re
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,9 +21,10 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from otel_jobtags.receiver import Address, EmbeddedServer, ServeConfig
 
-__all__ = ["LOOPBACK_ANY_PORT", "export_request", "post", "running_server", "wait_until"]
+__all__ = ["LOOPBACK_ANY_PORT", "export_request", "post", "running_server", "serve_process", "wait_until"]
 
 LOOPBACK_ANY_PORT = Address("127.0.0.1", 0)
+REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 
@@ -78,3 +84,40 @@ def wait_until(probe: Callable[[], T], timeout: float = 30.0) -> T:
         if value or time.monotonic() > deadline:
             return value
         time.sleep(0.05)
+
+
+@contextmanager
+def serve_process(
+    *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """``otel-jobtags serve ARGS`` of this checkout in a subprocess, with its OTLP/HTTP receiver's port.
+
+    Pass ``--otlp-http 127.0.0.1:0`` for a free port. The process is stopped (SIGTERM, then SIGKILL) at the end.
+    """
+    environment = {**os.environ, **(env or {})}
+    environment["PYTHONPATH"] = os.pathsep.join([str(REPO), environment.get("PYTHONPATH", "")])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "otel_jobtags", "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
+    try:
+        assert process.stdout is not None
+        port = 0
+        for line in process.stdout:
+            found = re.search(r"OTLP/HTTP +http://127\.0\.0\.1:(\d+)/v1/logs", line)
+            if found:
+                port = int(found.group(1))
+                break
+        assert port, f"serve did not start: {process.stderr.read() if process.stderr else ''}"
+        yield process, port
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        process.wait(30)
