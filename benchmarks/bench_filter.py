@@ -17,17 +17,25 @@ rarest to the most frequent, it times on the same warm file:
   interpreter start-up and imports included;
 
 and counts the continuation lines (traceback lines) each kept, against the
-numbers the generator wrote. Wall times are the median of ``--repeat`` runs.
-A benchmark, not a test: it prints a table and asserts nothing.
+numbers the generator wrote. The filter's output must be byte-identical to what
+a plain line-by-line reading of the file selects (``reference_digest``: a line
+that starts a record starts the job's record or another's, every other line
+stays with the record above); the run exits with status 1 when it is not.
+Times are the median of ``--repeat`` runs: wall time, and CPU time (this
+process's for the filter, the child's for grep), which other processes on a
+shared machine disturb less. A benchmark, not a test: it prints a table.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
 import random
+import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -37,6 +45,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -186,12 +195,50 @@ def _lines(path: Path) -> int:
 
 
 def _median_time(fn: Callable[[], object], repeat: int) -> float:
-    times = []
+    return _median_times(fn, repeat)[0]
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _median_times(fn: Callable[[], object], repeat: int, child: bool = False) -> tuple[float, float]:
+    """Median wall time and median CPU time (this process's, or its children's) of ``fn``."""
+    walls, cpus = [], []
     for _ in range(repeat):
+        c0 = _children_cpu() if child else time.process_time()
         t0 = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - t0)
+        cpus.append((_children_cpu() if child else time.process_time()) - c0)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+_RECORD_START = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d\d\d [^\n:]{1,64}: ")
+
+
+def reference_digest(path: Path, tag: JobTag) -> str:
+    """SHA-256 of the job's records as a plain line-by-line reading selects them."""
+    digest = hashlib.sha256()
+    prefix = tag.prefix.encode()
+    keep = False
+    with open(path, "rb") as f:
+        for line in f:
+            m = _RECORD_START.match(line)
+            if m is not None:
+                keep = line.startswith(prefix, m.end())
+            if keep:
+                digest.update(line if line.endswith(b"\n") else line + b"\n")
+    return digest.hexdigest()
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def machine() -> dict[str, str]:
@@ -214,15 +261,15 @@ def machine() -> dict[str, str]:
     }
 
 
-def measure(tag: JobTag, path: Path, out: Path, repeat: int) -> dict[str, float | int]:
+def measure(tag: JobTag, path: Path, out: Path, repeat: int) -> dict[str, Any]:
     """Time grep and the filter on one job; count what each kept."""
-    result: dict[str, float | int] = {}
+    result: dict[str, Any] = {}
 
     def grep() -> None:
         with open(out, "wb") as o:
             subprocess.run(["grep", "-F", str(tag), str(path)], stdout=o, check=False)
 
-    result["grep_s"] = _median_time(grep, repeat)
+    result["grep_s"], result["grep_cpu"] = _median_times(grep, repeat, child=True)
     result["grep_lines"] = _lines(out)
     result["grep_cont"] = _continuation_lines(out)
 
@@ -232,7 +279,8 @@ def measure(tag: JobTag, path: Path, out: Path, repeat: int) -> dict[str, float 
         with open(out, "wb") as o:
             selection.write(path, o, rotated=False)
 
-    result["write_s"] = _median_time(write, repeat)
+    result["write_s"], result["write_cpu"] = _median_times(write, repeat)
+    result["digest"] = _digest(out)
     result["ours_cont"] = _continuation_lines(out)
     result["ours_records"] = _lines(out) - int(result["ours_cont"])
 
@@ -282,27 +330,40 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         "| job | records (share of lines) | continuation lines: written / kept by grep / kept by filter "
-        "| grep -F | filter (`logs` path) | ratio | filter → LogEntry | last 200 "
-        "| `otel-jobtags logs` process |"
+        "| output = reference | grep -F | filter (`logs` path) | ratio | CPU: grep / filter | CPU ratio "
+        "| filter → LogEntry | last 200 | `otel-jobtags logs` process |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|:---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    digests_file = path.with_suffix(".digests.json")
+    digests: dict[str, str] = json.loads(digests_file.read_text()) if digests_file.exists() else {}
+    status = 0
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
         for name in args.jobs.split(","):
             tag = JOBS.by_name(name.strip())
+            if tag.name not in digests:
+                digests[tag.name] = reference_digest(path, tag)
+                digests_file.write_text(json.dumps(digests))
             r = measure(tag, path, out, args.repeat)
             expected = stats[tag.name]
             lines = expected["records"] + expected.get("continuation", 0)
+            identical = r["digest"] == digests[tag.name]
             print(
                 f"| {tag.name} | {r['ours_records']:,} ({100 * lines / total_lines:.1f} %) "
                 f"| {expected.get('continuation', 0):,} / {r['grep_cont']:,} / {r['ours_cont']:,} "
+                f"| {'yes' if identical else '**NO**'} "
                 f"| {r['grep_s']:.2f} s | {r['write_s']:.2f} s | {r['write_s'] / r['grep_s']:.2f}× "
+                f"| {r['grep_cpu']:.2f} s / {r['write_cpu']:.2f} s | {r['write_cpu'] / r['grep_cpu']:.2f}× "
                 f"| {r['entries_s']:.2f} s | {r['last_s']:.3f} s | {r['cli_s']:.2f} s |",
                 flush=True,
             )
             if r["ours_records"] != expected["records"]:
                 print(f"  !! expected {expected['records']:,} records for {tag.name}", file=sys.stderr)
-    return 0
+                status = 1
+            if not identical:
+                print(f"  !! the filter's output for {tag.name} differs from the reference", file=sys.stderr)
+                status = 1
+    return status
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from ..tags import TagRegistry
 __all__ = [
     "LogEntry",
     "align_time",
+    "asctime_bytes",
     "level_number",
     "parse_level",
     "parse_time",
@@ -166,6 +167,15 @@ def align_time(moment: datetime, aware: bool) -> datetime:
     if aware:
         return moment if moment.tzinfo is not None else moment.astimezone()
     return moment if moment.tzinfo is None else moment.astimezone().replace(tzinfo=None)
+
+
+def asctime_bytes(moment: datetime) -> bytes:
+    """``moment`` as the default asctime text, rounded up to the millisecond."""
+    if moment.microsecond % 1000:
+        moment += timedelta(microseconds=1000 - moment.microsecond % 1000)
+    if not 1000 <= moment.year <= 9999:
+        return b"0000" if moment.year < 1000 else b"9999~"
+    return f"{moment:%Y-%m-%d %H:%M:%S},{moment.microsecond // 1000:03d}".encode()
 
 
 def resolve_registry(registry: TagRegistry | None) -> TagRegistry:
