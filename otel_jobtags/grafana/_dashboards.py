@@ -1,21 +1,15 @@
-"""Grafana dashboards and LogQL for the jobs of a tag registry.
+"""Grafana dashboards for the jobs of a tag registry.
 
-Three layers, each usable alone:
-
-* :func:`loki_field` -- the name Loki gives an OpenTelemetry attribute
-  (``job.tag`` -> ``job_tag``), by the same rule Loki applies at OTLP ingestion;
-* :func:`job_selector` -- the LogQL that selects one job's (or several jobs')
-  records, with ``job_tag`` either an index label (``{..., job_tag="X"}``) or
-  structured metadata (``{...} | job_tag="X"``): one switch, ``job_tag_as``,
-  which must match how ``loki-config.yaml`` stores the attribute;
-* :func:`generate_dashboards` -- the dashboards: an overview of every job and a
-  per-job view, as deterministic Grafana dashboard JSON, written by
-  :func:`write_dashboards` into the directory Grafana provisions dashboards from.
+:func:`generate_dashboards` builds an overview of every job and a per-job
+view, as deterministic Grafana dashboard JSON, from the panel pieces of
+``_panels`` and the queries of ``_runqueries``; :func:`write_dashboards`
+writes them into the directory Grafana provisions dashboards from. Jobs are
+selected with :func:`~otel_jobtags.grafana.job_selector` (``_logql``), whose
+``job_tag_as`` must match how ``loki-config.yaml`` stores the attribute.
 
 Run records (one record per run, on the ``otel_jobtags.runs`` logger, with the
 attributes ``job.outcome``, ``job.duration_ms``, ``job.scheduled_time`` and
-``job.run_id``) feed the run panels and the alert rules of
-:mod:`otel_jobtags.grafana`.
+``job.run_id``) feed the run panels and the alert rules (``_alerts``).
 
 # @FEAT:background-log-tagging
 """
