@@ -156,7 +156,8 @@ class HttpLogExporter(LogRecordExporter):
                 self.endpoint, data=data, headers=self._headers, timeout=self.timeout, verify=self._verify
             )
         except requests.RequestException as exc:
-            return ExportResult(Outcome.RETRYABLE, None, f"{type(exc).__name__}: {exc}")
+            timed_out = isinstance(exc, requests.Timeout) and not isinstance(exc, requests.ConnectTimeout)
+            return ExportResult(Outcome.RETRYABLE, None, f"{type(exc).__name__}: {exc}", timed_out)
         return classify_http(
             response.status_code,
             parse_retry_after(response.headers.get("Retry-After")),

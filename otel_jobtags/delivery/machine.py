@@ -36,6 +36,12 @@ The rules:
   batch after ``probe_after`` failures in a row (its parts at their first
   failure), and rejects a single record refused ``probe_after`` times each
   followed by an accepted probe.
+- A retryable failure where the client gave up waiting (``timed_out``: gRPC
+  ``DEADLINE_EXCEEDED``, an HTTP client timeout) counts toward splitting a
+  batch of several records like an unclassified failure, since the batch may
+  be too big to cross a slow link within the export timeout; the parts keep
+  their order. A single record that times out is retried like any retryable
+  failure: a timeout never leads to a probe or a rejection.
 - Past ``max_records``/``max_bytes`` the oldest batches waiting behind the one
   in flight are evicted (then the oldest records not yet in a batch).
 
@@ -74,7 +80,7 @@ class Batch:
     nbytes: int
     count: int = -1
     failures: int = 0
-    """Failed exports in a row (permanent or unclassified) while at the head."""
+    """Failed exports in a row (permanent, unclassified or timed out) while at the head."""
     split: bool = False
     """A part of a batch that was split."""
     refusals: int = 0
@@ -281,7 +287,11 @@ class DeliveryMachine:
             return self._finish(head, True, now)
         self.failed_exports += 1
         head.last = result.outcome
-        if result.outcome is Outcome.RETRYABLE:
+        # A timeout of several records (the client gave up waiting: perhaps
+        # the batch cannot cross a slow link within the export timeout)
+        # counts toward a split below; splitting loses nothing, and with
+        # count > 1 it never leads to a probe or a rejection.
+        if result.outcome is Outcome.RETRYABLE and not (result.timed_out and head.count > 1):
             head.failures = 0
             self._back_off(now, result.retry_after)
             return []

@@ -14,6 +14,13 @@ specification's rules ("Failures", OTLP/gRPC and OTLP/HTTP):
   and 5xx are permanent; a connection error is retryable.
 - An exception raised by an exporter is retryable.
 
+A retryable failure where the client gave up waiting (gRPC
+``DEADLINE_EXCEEDED``, an HTTP client timeout) is marked
+:attr:`ExportResult.timed_out`: unlike one the receiver signalled
+(``UNAVAILABLE``, 429, 503, ``RetryInfo``), it may mean only that the batch is
+too big to cross the link within the export timeout, so the delivery machine
+may split it (never reject it).
+
 Any other exporter's FAILURE is :attr:`Outcome.UNKNOWN`.
 
 # @FEAT:background-log-tagging
@@ -69,6 +76,8 @@ class ExportResult:
     """Seconds the receiver asked to wait before the next attempt, if it did."""
     detail: str = ""
     """What the receiver or transport said, for reports."""
+    timed_out: bool = False
+    """The client gave up waiting (not a refusal or backpressure the receiver signalled)."""
 
 
 SUCCESS = ExportResult(Outcome.SUCCESS)
@@ -90,7 +99,7 @@ def classify_grpc(code: str, retry_delay: float | None, detail: str = "") -> Exp
     if code == "OK":
         return SUCCESS
     if code in _GRPC_RETRYABLE:
-        return ExportResult(Outcome.RETRYABLE, _cap(retry_delay), text)
+        return ExportResult(Outcome.RETRYABLE, _cap(retry_delay), text, code == "DEADLINE_EXCEEDED")
     if code == "RESOURCE_EXHAUSTED" and retry_delay is not None:
         return ExportResult(Outcome.RETRYABLE, _cap(retry_delay), text)
     return ExportResult(Outcome.PERMANENT, None, text)

@@ -104,11 +104,11 @@ class DeliveryProcessor(LogRecordProcessor):
         shutdown_timeout: seconds :meth:`shutdown` may spend delivering what is left.
         retry_initial: first backoff after a failed export, in seconds.
         retry_max: longest backoff between attempts, in seconds.
-        probe_after_failures: for unclassified failures only: after the head
-            batch has failed this many times in a row it is split in halves
-            (each part again at its first failure); a single record is
-            rejected once refused this many times, each followed by an
-            accepted empty export.
+        probe_after_failures: for unclassified failures and client-side
+            timeouts: after the head batch has failed this many times in a
+            row it is split in halves (each part again at its first
+            failure); a single record is rejected once refused (never timed
+            out) this many times, each followed by an accepted empty export.
         spool: write batches ahead to this spool and adopt what earlier
             processes left in it.
         throttle: where warnings go (stderr, throttled); a shared one by default.

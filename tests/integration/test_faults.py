@@ -130,7 +130,7 @@ def stack(tmp_path: Path, collector_binary: Path, toxiproxy_binary: Path) -> Ite
 
 
 def install(
-    stack: Stack, registry: TagRegistry, protocol: str = "grpc"
+    stack: Stack, registry: TagRegistry, protocol: str = "grpc", export_timeout: float | None = None
 ) -> otel_jobtags.configure.Installation:
     """install() sending through the application's proxy."""
     endpoint = stack.app_proxy.url if protocol == "grpc" else stack.app_http_proxy.url
@@ -142,15 +142,20 @@ def install(
         resource_attributes={"test.run": stack.run},
         level=logging.INFO,
         shutdown_timeout=10,
+        export_timeout=export_timeout,
     )
 
 
-def log_records(registry: TagRegistry, run: str, per_job: int = PER_JOB) -> None:
-    """``per_job`` numbered records for each job, interleaved as concurrent jobs would log."""
+def log_records(registry: TagRegistry, run: str, per_job: int = PER_JOB, padding: int = 0) -> None:
+    """``per_job`` numbered records for each job, interleaved as concurrent jobs would log.
+
+    ``padding`` adds that many bytes to each message (a payload, a long URL).
+    """
+    pad = " " + "x" * padding if padding else ""
     for seq in range(per_job):
         for tag in JOBS:
             with job_context(registry.resolve(tag)):
-                log.info("step %d of run %s", seq, run, extra={"test.seq": seq})
+                log.info("step %d of run %s%s", seq, run, pad, extra={"test.seq": seq})
 
 
 @dataclass(frozen=True)
@@ -243,9 +248,13 @@ class AppFault:
     lifted: bool
     """Lifted once exports have failed (it stops delivery), else left on to the end."""
     protocol: str = "grpc"
+    padding: int = 0
+    """Bytes added to each record."""
+    export_timeout: float | None = None
+    """install()'s export timeout, if not the default."""
 
     def __str__(self) -> str:
-        return f"{self.kind}-{self.stream}-{self.protocol}"
+        return f"{self.kind}-{self.stream}-{self.protocol}" + (f"-{self.padding}B" if self.padding else "")
 
 
 APP_FAULTS = [
@@ -253,6 +262,10 @@ APP_FAULTS = [
     AppFault("latency", {"latency": 500}, "downstream", lifted=False),
     # A 10 KB/s link: a batch must fit the export timeout to get through.
     AppFault("bandwidth", {"rate": 10}, "upstream", lifted=False),
+    # 90 records of ~400 bytes (one batch of ~40 KB) on a 10 KB/s link with a
+    # 1 s export timeout: the batch cannot cross in time, its halves and
+    # quarters can. Timeouts split it; nothing is rejected.
+    AppFault("bandwidth", {"rate": 10}, "upstream", lifted=False, padding=400, export_timeout=1.0),
     # Requests cut into small TCP segments: framing must survive.
     AppFault("slicer", {"average_size": 64, "size_variation": 32, "delay": 100}, "upstream", lifted=False),
     # The connection is reset when a request arrives: nothing reaches the collector.
@@ -273,9 +286,9 @@ def test_application_leg_fault_loses_nothing_and_keeps_order(
     stack: Stack, registry: TagRegistry, fault: AppFault
 ) -> None:
     proxy = stack.app_proxy if fault.protocol == "grpc" else stack.app_http_proxy
-    installation = install(stack, registry, fault.protocol)
+    installation = install(stack, registry, fault.protocol, fault.export_timeout)
     toxic = proxy.add_toxic(fault.kind, stream=fault.stream, **fault.attributes)
-    log_records(registry, stack.run)
+    log_records(registry, stack.run, padding=fault.padding)
     if fault.lifted:
         # The fault has acted (a first batch taken before it was complete
         # may have got through: the worker wakes on a timer too).

@@ -5,7 +5,10 @@ The model: every accepted record is, in the end, delivered exactly once, or
 counted as evicted (past the bound) or rejected (refused for good); each job's
 records are delivered in the order they were accepted; nothing is rejected
 while the receiver's failures are retryable (even though, like the collector
-under backpressure, it accepts empty exports meanwhile).
+under backpressure, it accepts empty exports meanwhile); exports that time out
+(a black hole, a link too slow for a big batch) never lead to a rejection, and
+once the link lets a record's bytes through within the timeout, every record
+is delivered.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ SUCCESS = ExportResult(Outcome.SUCCESS)
 RETRYABLE = ExportResult(Outcome.RETRYABLE)
 PERMANENT = ExportResult(Outcome.PERMANENT)
 UNKNOWN = ExportResult(Outcome.UNKNOWN)
+TIMED_OUT = ExportResult(Outcome.RETRYABLE, detail="gRPC DEADLINE_EXCEEDED", timed_out=True)
 
 
 def _machine(**overrides: Any) -> DeliveryMachine:
@@ -169,6 +173,54 @@ def test_a_split_reports_the_parts_in_the_batch_place() -> None:
     assert list(m.pending) == list(split.parts)
 
 
+def test_a_batch_that_keeps_timing_out_is_split_and_its_parts_keep_their_order() -> None:
+    # A link too slow for 8 records within the export timeout, fast enough for 2.
+    m = _machine(max_batch_size=8, probe_after=3)
+    m.add([(i, 10) for i in range(8)], now=0.0)
+    delivered: list[int] = []
+    attempts: list[int] = []
+    now = 0.0
+    while not m.idle:
+        action = m.poll(now)[0]
+        assert not isinstance(action, Probe)
+        if isinstance(action, Send):
+            attempts.append(action.batch.count)
+            if action.batch.count > 2:
+                m.result(TIMED_OUT, now)
+            else:
+                m.result(SUCCESS, now)
+                delivered += action.batch.records
+        now += 1.0
+    assert delivered == list(range(8))
+    assert attempts == [8, 8, 8, 4, 2, 2, 4, 2, 2]  # 3 timeouts in a row, then each part at its first
+    assert (m.delivered, m.rejected) == (8, 0)
+
+
+def test_a_single_record_that_keeps_timing_out_is_retried_never_probed_or_rejected() -> None:
+    m = _machine(max_batch_size=1, probe_after=1)
+    m.add([("only", 10)], now=0.0)
+    now = 0.0
+    for _ in range(50):
+        action = m.poll(now)[0]
+        assert not isinstance(action, (Probe, Split))
+        if isinstance(action, Send):
+            assert m.result(TIMED_OUT, now) == []
+        now += 10.0
+    assert (m.rejected, m.held_records, m.failed_exports) == (0, 1, 50)
+
+
+def test_backpressure_the_receiver_signals_never_splits_a_batch() -> None:
+    m = _machine(probe_after=1)
+    m.add([(i, 10) for i in range(4)], now=0.0)
+    now = 0.0
+    for _ in range(20):
+        action = m.poll(now)[0]
+        if isinstance(action, Send):
+            assert m.result(RETRYABLE, now) == []
+        now += 10.0
+    assert [b.records for b in m.pending] == [[0, 1, 2, 3]]
+
+
 # -- the model -------------------------------------------------------------------------------
 
 Record = tuple[str, int, bool]  # job, sequence number, refused for good by the receiver
@@ -180,10 +232,12 @@ class DeliveryModel(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.machine = _machine(
-            max_batch_size=5, max_batch_bytes=300, max_records=40, max_bytes=4000, probe_after=2
+            max_batch_size=5, max_batch_bytes=1500, max_records=40, max_bytes=4000, probe_after=2
         )
         self.now = 0.0
-        self.mood = "up"  # "up", "backpressure" (retryable; empty exports succeed), "unknown"
+        self.mood = "up"  # "up", "backpressure" (retryable; empty exports succeed), "unknown", "black hole"
+        self.link: int | None = None
+        """Bytes the link carries within the export timeout (None: no limit); a record always fits."""
         self.seq: dict[str, int] = {}
         self.accepted: list[Record] = []
         self.delivered: list[Record] = []
@@ -202,6 +256,10 @@ class DeliveryModel(RuleBasedStateMachine):
                     self.rejected_while_retryable = True
 
     def _answer(self, batch: Batch | None) -> ExportResult:
+        if self.mood == "black hole":
+            return TIMED_OUT
+        if batch is not None and self.link is not None and batch.nbytes > self.link:
+            return TIMED_OUT
         if self.mood == "backpressure":
             return RETRYABLE if batch is not None else SUCCESS
         if self.mood == "unknown":
@@ -228,9 +286,13 @@ class DeliveryModel(RuleBasedStateMachine):
             self.ever_over_bound = True
         self._apply(self.machine.add(items, self.now))
 
-    @rule(mood=st.sampled_from(["up", "backpressure", "unknown"]))
+    @rule(mood=st.sampled_from(["up", "backpressure", "unknown", "black hole"]))
     def receiver_mood(self, mood: str) -> None:
         self.mood = mood
+
+    @rule(link=st.none() | st.integers(400, 1200))
+    def link_speed(self, link: int | None) -> None:
+        self.link = link
 
     @rule()
     def flush(self) -> None:
@@ -289,7 +351,8 @@ class DeliveryModel(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         # The receiver comes back for good: everything still held is delivered
-        # (or, if the receiver refuses it, rejected).
+        # (or, if the receiver refuses it, rejected), even through a link that
+        # stays too slow for big batches.
         self.mood = "up"
         self.machine.flush()
         for _ in range(10_000):

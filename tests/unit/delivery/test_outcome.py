@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
 
 import pytest
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
+from otel_jobtags.delivery.exporters import HttpLogExporter
 from otel_jobtags.delivery.outcome import (
     ExportResult,
     Outcome,
@@ -25,7 +27,7 @@ RETRYABLE, PERMANENT, SUCCESS = Outcome.RETRYABLE, Outcome.PERMANENT, Outcome.SU
     [
         ("OK", None, ExportResult(SUCCESS)),
         ("CANCELLED", None, ExportResult(RETRYABLE, None, "gRPC CANCELLED")),
-        ("DEADLINE_EXCEEDED", None, ExportResult(RETRYABLE, None, "gRPC DEADLINE_EXCEEDED")),
+        ("DEADLINE_EXCEEDED", None, ExportResult(RETRYABLE, None, "gRPC DEADLINE_EXCEEDED", timed_out=True)),
         ("ABORTED", None, ExportResult(RETRYABLE, None, "gRPC ABORTED")),
         ("OUT_OF_RANGE", None, ExportResult(RETRYABLE, None, "gRPC OUT_OF_RANGE")),
         ("UNAVAILABLE", 2.5, ExportResult(RETRYABLE, 2.5, "gRPC UNAVAILABLE")),
@@ -105,3 +107,28 @@ def test_a_plain_exporter_s_results_are_success_unknown_or_retryable_when_it_rai
     assert export_classified(_Plain(ConnectionResetError("reset by peer")), []) == ExportResult(
         RETRYABLE, None, "exporter raised ConnectionResetError: reset by peer"
     )
+
+
+def test_an_http_request_that_times_out_is_retryable_and_marked_timed_out() -> None:
+    # A receiver that takes the connection and never answers: the client gives up.
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        exporter = HttpLogExporter(f"http://127.0.0.1:{port}/v1/logs", timeout=0.2)
+        try:
+            result = export_classified(exporter, [])
+        finally:
+            exporter.shutdown()
+    assert (result.outcome, result.retry_after, result.timed_out) == (RETRYABLE, None, True)
+    assert result.detail.startswith("ReadTimeout: ")
+
+
+def test_an_http_connection_refused_is_retryable_and_not_a_timeout() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+    exporter = HttpLogExporter(f"http://127.0.0.1:{port}/v1/logs", timeout=2.0)
+    try:
+        result = export_classified(exporter, [])
+    finally:
+        exporter.shutdown()
+    assert (result.outcome, result.timed_out) == (RETRYABLE, False)
+    assert result.detail.startswith("ConnectionError: ")
