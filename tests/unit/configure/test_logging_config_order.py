@@ -198,3 +198,37 @@ def test_a_dict_config_that_disables_existing_loggers_leaves_the_librarys_own_lo
     with job_context(registry.AUTO_REBAL, run_id="r1"):
         runs.info("run finished")
     assert exported_bodies(installation, sink) == ["[AUTO_REBAL] run finished"]
+
+
+@pytest.mark.parametrize("configure", ["dictConfig", "basicConfig(force=True)"])
+def test_a_logging_configuration_starts_no_flush_while_it_holds_the_logging_lock(
+    registry: TagRegistry, configure: str
+) -> None:
+    # dictConfig and basicConfig(force=True) flush and close the handlers they
+    # clear while holding logging's module lock; a flush of the export started
+    # there waits for the delivery thread, which may itself be waiting for
+    # that lock (a log call, a logger looked up): no flush may start there.
+    sink = InMemoryLogRecordExporter()
+    installation = otel_jobtags.install(registry, exporter=sink)
+    flushes: list[str] = []
+    provider_flush = installation.provider.force_flush
+
+    def spy(timeout_millis: int = 30_000) -> bool:
+        flushes.append(threading.current_thread().name)
+        return bool(provider_flush(timeout_millis))
+
+    installation.provider.force_flush = spy  # type: ignore[method-assign]
+    before = set(threading.enumerate())
+    if configure == "dictConfig":
+        logging.config.dictConfig(
+            {"version": 1, "disable_existing_loggers": False, "root": {"level": "INFO"}}
+        )
+    else:
+        logging.basicConfig(level="INFO", stream=io.StringIO(), force=True)
+    for thread in set(threading.enumerate()) - before:
+        if thread.name != "otel-jobtags-check":
+            thread.join(timeout=30)
+    assert flushes == []
+    with job_context(registry.AUTO_REBAL):
+        log.info("still exported")
+    assert exported_bodies(installation, sink) == ["[AUTO_REBAL] still exported"]
