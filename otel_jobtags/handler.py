@@ -164,6 +164,12 @@ class JobTagFormatter(logging.Formatter):
         return text
 
 
+def _holding_logging_lock() -> bool:
+    lock = getattr(logging, "_lock", None)  # the module lock: an RLock on every supported Python
+    is_owned = getattr(lock, "_is_owned", None)
+    return bool(is_owned()) if callable(is_owned) else False
+
+
 class JobTagHandler(LoggingHandler):
     """The OpenTelemetry logging handler, attributing records to their job.
 
@@ -256,14 +262,23 @@ class JobTagHandler(LoggingHandler):
             self.emit(record)
         return True
 
+    flushOnClose = False  # noqa: N815 -- the name logging.shutdown() looks up (Python 3.12+)
+    """Not flushed by ``logging.shutdown(handlers)``, which ``dictConfig`` runs while holding
+    logging's module lock (see :meth:`flush`). The exit hook and ``Installation.shutdown``
+    deliver what is left."""
+
     def flush(self) -> None:
         """Ask the provider to export what is buffered (in the background); nothing once closed.
 
         ``logging.shutdown()`` flushes every handler ever created at exit,
         after ``install()``'s own exit hook has delivered and closed this
         one: starting a thread then would fail on newer Pythons.
+        Nor while this thread holds logging's module lock (``dictConfig`` and
+        ``basicConfig(force=True)`` flush the handlers they clear under it): the
+        flush waits for the delivery thread, which may be waiting for that lock
+        (a log call, a logger looked up) -- a cycle.
         """
-        if not getattr(self, "_closed", False):
+        if not getattr(self, "_closed", False) and not _holding_logging_lock():
             super().flush()
 
     def _divert(self, record: logging.LogRecord) -> None:

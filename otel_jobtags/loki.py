@@ -13,16 +13,14 @@ it places in the query -- and :class:`LokiClient` runs it through
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlencode, urlsplit
 
+from ._http import get_json
 from .errors import ConfigError, LokiError
 from .grafana._logql import DEFAULT_JOB_TAG_AS, JobTagAs, job_selector, logql_regex, logql_string, loki_field
 from .logfiles._records import LogEntry, align_time, parse_level, resolve_registry
@@ -131,6 +129,10 @@ def _nanoseconds(moment: datetime) -> int:
     return (delta // timedelta(microseconds=1)) * 1000
 
 
+def _fail(message: str, status: int | None, body: str | None) -> NoReturn:
+    raise LokiError(message, status=status, body=body)
+
+
 class LokiClient:
     """Runs job queries against Loki's HTTP API (``/loki/api/v1/query_range``).
 
@@ -206,33 +208,14 @@ class LokiClient:
             params["start"] = str(_nanoseconds(start))
         if end is not None:
             params["end"] = str(_nanoseconds(end))
-        request = urllib.request.Request(
-            f"{self.url}/loki/api/v1/query_range?{urlencode(params)}", headers=self.headers
+        answer = get_json(
+            f"{self.url}/loki/api/v1/query_range?{urlencode(params)}",
+            headers=self.headers,
+            timeout=self.timeout,
+            server="Loki",
+            base=self.url,
+            fail=_fail,
         )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                payload = response.read()
-        except urllib.error.HTTPError as exc:
-            body = exc.read(4096).decode("utf-8", "replace").strip()
-            raise LokiError(
-                f"Loki at {self.url} answered HTTP {exc.code} {exc.reason}: {body or '(no message)'}",
-                status=exc.code,
-                body=body,
-            ) from None
-        except TimeoutError:
-            raise LokiError(f"Loki at {self.url} did not answer within {self.timeout:g} s") from None
-        except urllib.error.URLError as exc:
-            reason = exc.reason
-            if isinstance(reason, TimeoutError):
-                raise LokiError(f"Loki at {self.url} did not answer within {self.timeout:g} s") from None
-            raise LokiError(f"Cannot reach Loki at {self.url}: {reason}") from None
-        except OSError as exc:
-            raise LokiError(f"Cannot reach Loki at {self.url}: {exc}") from None
-        try:
-            answer = json.loads(payload)
-        except ValueError:
-            snippet = payload[:200].decode("utf-8", "replace")
-            raise LokiError(f"Loki at {self.url} answered something that is not JSON: {snippet!r}") from None
         if not isinstance(answer, dict) or answer.get("status") != "success":
             error = answer.get("error") if isinstance(answer, dict) else None
             raise LokiError(f"Loki at {self.url} reported an error: {error if error else repr(answer)}")

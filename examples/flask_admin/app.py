@@ -1,4 +1,4 @@
-"""A minimal Flask app: tagged background jobs, the jobs view at /admin/jobs, and the seed's log page.
+"""A minimal Flask app: tagged background jobs, the jobs view at /admin/jobs, and a per-job log page.
 
 Run it, with ``otel-jobtags serve`` receiving its records into ``jobs.db``::
 
@@ -16,7 +16,7 @@ machine get in).
 
 Three jobs run on APScheduler, connected with ``otel_jobtags.scheduler.connect`` so everything it
 logs carries its tag. A ``FileHandler`` with ``JobTagFilter`` always writes the
-seed's text log; when an OTLP endpoint is configured (``OTLP_ENDPOINT`` or
+``[TAG]``-prefixed text log; when an OTLP endpoint is configured (``OTLP_ENDPOINT`` or
 ``OTEL_EXPORTER_OTLP_ENDPOINT``) ``otel_jobtags.install`` exports to the
 collector as well. ``/admin/jobs/`` reads the store at ``JOBS_DB``.
 ``GET /admin/system/logs?job_id=...`` shows a job's recent
@@ -81,7 +81,7 @@ class UpstreamError(RuntimeError):
 
 
 def refresh_prices() -> None:
-    """Every 5 s: the seed's quiet exit when nothing changed, a summary otherwise."""
+    """Every 5 s: a quiet exit when nothing changed, a summary otherwise."""
     changed = random.randint(0, 3)
     if not changed:
         return
@@ -91,7 +91,7 @@ def refresh_prices() -> None:
 
 def auto_rebalance() -> None:
     """Hourly; the first run fails, so the log has a traceback to show."""
-    log.info(format_background_log(AUTO_REBAL, "🔄 job started"))  # the seed's explicit style works too
+    log.info(format_background_log(AUTO_REBAL, "🔄 job started"))  # explicit prefixes work too
     log.debug("processed: %d items", 5)
     try:
         raise UpstreamError("upstream answered 503 for /api/rebalance")

@@ -53,6 +53,15 @@ DEFAULT_RETRY_EVERY = 1.0
 _log = logging.getLogger("otel_jobtags.scheduler")
 
 
+def _write_owner(fd: int) -> None:
+    # Overwrite, then cut to length: a reader never sees the file empty, and
+    # its first word is always a whole pid (truncating first left a window
+    # in which another process read an empty owner).
+    owner = f"{os.getpid()} {socket.gethostname()}\n".encode()
+    os.pwrite(fd, owner, 0)
+    os.ftruncate(fd, len(owner))
+
+
 def default_lock_path(registry: TagRegistry) -> Path:
     """The lock file processes of one application on one host share, by default.
 
@@ -197,8 +206,7 @@ class SchedulerLock:
     def _start(self) -> None:
         fd = self._fd
         assert fd is not None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        _write_owner(fd)
         _log.info(
             "This process (pid %d) holds the scheduler lock %s: the scheduler runs here",
             os.getpid(),
@@ -302,8 +310,7 @@ class RunningMark:
                     self._warn(holder)
                 return
             with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+                _write_owner(fd)
             self._fd = fd
 
     def unmark(self) -> None:

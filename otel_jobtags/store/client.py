@@ -8,14 +8,11 @@ query --local URL`` prints exactly what ``query --loki URL`` would.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import urllib.error
-import urllib.request
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlencode, urlsplit
 
+from .._http import get_json
 from ..context import active_registry
 from ..errors import ConfigError, StoreError
 from ..handler import ATTR_JOB_ID, ATTR_JOB_TAG
@@ -59,6 +56,10 @@ def _entry(item: dict[str, Any], registry: TagRegistry, source: str) -> LogEntry
     )
 
 
+def _fail(message: str, status: int | None, body: str | None) -> NoReturn:
+    raise StoreError(message)
+
+
 class StoreClient:
     """Queries the JSON API of ``otel-jobtags serve`` (or of a mounted jobs view).
 
@@ -94,26 +95,14 @@ class StoreClient:
         Raises:
             StoreError: the server could not be reached or answered with an error.
         """
-        request = urllib.request.Request(
-            f"{self.url}{RECORDS_PATH}?{urlencode(params)}", headers=self.headers
+        answer = get_json(
+            f"{self.url}{RECORDS_PATH}?{urlencode(params)}",
+            headers=self.headers,
+            timeout=self.timeout,
+            server="otel-jobtags serve",
+            base=self.url,
+            fail=_fail,
         )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                payload = response.read()
-        except urllib.error.HTTPError as exc:
-            body = exc.read(4096).decode("utf-8", "replace").strip()
-            with contextlib.suppress(ValueError, AttributeError):
-                body = str(json.loads(body).get("error") or body)
-            raise StoreError(
-                f"{self.url} answered HTTP {exc.code} {exc.reason}: {body or '(no message)'}"
-            ) from None
-        except (TimeoutError, urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise StoreError(f"Cannot reach otel-jobtags serve at {self.url}: {reason}") from None
-        try:
-            answer = json.loads(payload)
-        except ValueError:
-            raise StoreError(f"{self.url} answered something that is not JSON: {payload[:200]!r}") from None
         if not isinstance(answer, dict) or not isinstance(answer.get("records"), list):
             raise StoreError(
                 f"{self.url} is not an otel-jobtags view: its {RECORDS_PATH} has no records list"

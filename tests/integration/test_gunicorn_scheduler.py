@@ -166,6 +166,12 @@ def server(mode: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes],
                 process.wait(5)
 
 
+def owner_of(lock_file: Path) -> int | None:
+    """The pid the lock file names, or None before any process has written it."""
+    words = lock_file.read_text().split()
+    return int(words[0]) if words else None
+
+
 def test_two_workers_run_each_tick_once_and_a_survivor_takes_over_after_sigkill(
     server: tuple[subprocess.Popen[bytes], Runs, Path, Path],
 ) -> None:
@@ -177,7 +183,7 @@ def test_two_workers_run_each_tick_once_and_a_survivor_takes_over_after_sigkill(
     workers = poll_until(lambda: workers_of(process.pid, 2), timeout=60, what="2 gunicorn workers")
     poll_until(lambda: len(runs.all()) >= 5, timeout=60, what=f"5 runs:\n{output()}")
 
-    holder = int(lock_file.read_text().split()[0])
+    holder = owner_of(lock_file)
     assert holder in workers
     assert {pid for pid, _ in runs.all()} == {holder}, "one process runs the jobs"
     assert all(n == 1 for n in Counter(when for _, when in runs.all()).values()), "each tick once"
@@ -185,7 +191,7 @@ def test_two_workers_run_each_tick_once_and_a_survivor_takes_over_after_sigkill(
     os.kill(holder, signal.SIGKILL)
     # The other worker (or, if it is quicker, the worker gunicorn forks in its place) takes over.
     taker = poll_until(
-        lambda: (pid := int(lock_file.read_text().split()[0])) != holder and len(runs.by(pid)) >= 3 and pid,
+        lambda: (pid := owner_of(lock_file)) not in (None, holder) and len(runs.by(pid)) >= 3 and pid,
         timeout=60,
         what=f"3 runs of another worker:\n{output()}",
     )

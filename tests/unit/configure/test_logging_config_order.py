@@ -20,7 +20,20 @@ log = logging.getLogger("app.orders")
 dict_config_imported_before_install = logging.config.dictConfig
 
 
-def wait_for_checks() -> None:
+@pytest.fixture(autouse=True)
+def no_timed_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """install()'s timed attachment check does not fire during a test: :func:`run_check` runs it."""
+    monkeypatch.setattr(otel_jobtags.attachment, "CHECK_DELAY", 3600.0)
+
+
+def run_check() -> None:
+    """Run, now, the attachment check that install() schedules (see the timed test below)."""
+    attachment = otel_jobtags.attachment.current_attachment()
+    assert attachment is not None
+    attachment.check()
+
+
+def wait_for_timed_checks() -> None:
     """Wait (bounded) for install()'s one-time attachment check to have run."""
     for thread in threading.enumerate():
         if thread.name == "otel-jobtags-check":
@@ -119,7 +132,7 @@ def test_a_handler_lost_to_an_unguarded_dict_config_is_said_once_on_stderr(
 ) -> None:
     otel_jobtags.install(registry, exporter=InMemoryLogRecordExporter(), level="INFO")
     dict_config_imported_before_install(readme_dict_config(tmp_path / "app.log"))
-    wait_for_checks()
+    run_check()
     assert capsys.readouterr().err == (
         "otel-jobtags: the export handler was removed by a logging configuration that ran after "
         "otel_jobtags.install(): nothing is exported. Call install() after configuring logging, "
@@ -132,8 +145,21 @@ def test_a_root_level_that_lets_nothing_at_info_through_is_said_once_on_stderr(
 ) -> None:
     logging.getLogger().setLevel(logging.WARNING)  # Python's default
     otel_jobtags.install(registry, exporter=InMemoryLogRecordExporter())
-    wait_for_checks()
+    run_check()
     logging.basicConfig(level="ERROR", force=True, stream=io.StringIO())
+    assert capsys.readouterr().err == (
+        "otel-jobtags: the root logger's level is WARNING: records at INFO and below are not exported. "
+        "Pass otel_jobtags.install(level='INFO') or set the level in your logging configuration\n"
+    )
+
+
+def test_the_check_runs_by_itself_shortly_after_install(
+    registry: TagRegistry, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(otel_jobtags.attachment, "CHECK_DELAY", 0.0)
+    logging.getLogger().setLevel(logging.WARNING)  # Python's default
+    otel_jobtags.install(registry, exporter=InMemoryLogRecordExporter())
+    wait_for_timed_checks()
     assert capsys.readouterr().err == (
         "otel-jobtags: the root logger's level is WARNING: records at INFO and below are not exported. "
         "Pass otel_jobtags.install(level='INFO') or set the level in your logging configuration\n"
@@ -146,7 +172,7 @@ def test_no_level_warning_when_info_gets_through_or_the_level_was_chosen(
 ) -> None:
     logging.getLogger().setLevel(logging.WARNING)
     otel_jobtags.install(registry, exporter=InMemoryLogRecordExporter(), level=level)
-    wait_for_checks()
+    run_check()
     assert capsys.readouterr().err == ""
 
 
@@ -198,3 +224,37 @@ def test_a_dict_config_that_disables_existing_loggers_leaves_the_librarys_own_lo
     with job_context(registry.AUTO_REBAL, run_id="r1"):
         runs.info("run finished")
     assert exported_bodies(installation, sink) == ["[AUTO_REBAL] run finished"]
+
+
+@pytest.mark.parametrize("configure", ["dictConfig", "basicConfig(force=True)"])
+def test_a_logging_configuration_starts_no_flush_while_it_holds_the_logging_lock(
+    registry: TagRegistry, configure: str
+) -> None:
+    # dictConfig and basicConfig(force=True) flush and close the handlers they
+    # clear while holding logging's module lock; a flush of the export started
+    # there waits for the delivery thread, which may itself be waiting for
+    # that lock (a log call, a logger looked up): no flush may start there.
+    sink = InMemoryLogRecordExporter()
+    installation = otel_jobtags.install(registry, exporter=sink)
+    flushes: list[str] = []
+    provider_flush = installation.provider.force_flush
+
+    def spy(timeout_millis: int = 30_000) -> bool:
+        flushes.append(threading.current_thread().name)
+        return bool(provider_flush(timeout_millis))
+
+    installation.provider.force_flush = spy  # type: ignore[method-assign]
+    before = set(threading.enumerate())
+    if configure == "dictConfig":
+        logging.config.dictConfig(
+            {"version": 1, "disable_existing_loggers": False, "root": {"level": "INFO"}}
+        )
+    else:
+        logging.basicConfig(level="INFO", stream=io.StringIO(), force=True)
+    for thread in set(threading.enumerate()) - before:
+        if thread.name != "otel-jobtags-check":
+            thread.join(timeout=30)
+    assert flushes == []
+    with job_context(registry.AUTO_REBAL):
+        log.info("still exported")
+    assert exported_bodies(installation, sink) == ["[AUTO_REBAL] still exported"]

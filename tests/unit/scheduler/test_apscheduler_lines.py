@@ -217,7 +217,9 @@ def test_a_quiet_job_writes_one_line_for_many_runs(
     logging.getLogger("apscheduler.scheduler").setLevel(logging.WARNING)
     connect(scheduler, registry)
     events = Events(scheduler, EVENT_JOB_EXECUTED)
-    scheduler.add_job(lambda: None, "interval", seconds=1, id="queue_rebalancer")
+    # From now on, not a second from now (the summary counts whole seconds).
+    first = datetime.now(timezone.utc)
+    scheduler.add_job(lambda: None, "interval", seconds=1, id="queue_rebalancer", next_run_time=first)
     scheduler.start()
     events.wait(3)
     scheduler.shutdown(wait=True)
@@ -241,7 +243,14 @@ def test_a_skipped_run_is_said_once_and_attributed_to_its_job(
     connect(scheduler, registry)
     skipped = Events(scheduler, EVENT_JOB_MAX_INSTANCES)
     release = threading.Event()
-    scheduler.add_job(release.wait, "interval", seconds=1, id="queue_rebalancer", args=[30])
+    scheduler.add_job(
+        release.wait,
+        "interval",
+        seconds=0.1,
+        id="queue_rebalancer",
+        args=[30],
+        next_run_time=datetime.now(timezone.utc),
+    )
     scheduler.start()
     skipped.wait(1)
     release.set()
