@@ -173,6 +173,34 @@ class LogFilter:
             return self._contains_b in text
         return self._contains_fold in text.decode("utf-8", "replace").casefold()
 
+    def _later_on_line(
+        self,
+        buf: bytes,
+        p: int,
+        end: int,
+        line_start: int,
+        header_fullmatch: Callable[[bytes, int, int], re.Match[bytes] | None],
+    ) -> tuple[int, re.Match[bytes] | None]:
+        """A later ``[TAG] `` on the line of the one at ``p`` that a header precedes, if any.
+
+        A format may write the tag before the message too (``"[%(job.tag)s] "``):
+        the first hit is then in the header, and the message's own tag follows.
+        """
+        line_end = buf.find(b"\n", p, end)
+        line_end = end if line_end < 0 else line_end
+        needle = self._needle
+        while True:
+            if needle is not None:
+                p = buf.find(needle, p + 1, line_end)
+            else:
+                found = self._any_tag.search(buf, p + 1, line_end)
+                p = found.start() if found is not None else -1
+            if p < 0:
+                return p, None
+            header = header_fullmatch(buf, line_start, p)
+            if header is not None:
+                return p, header
+
     def _scan(self, buf: bytes, end: int, begin: int = 0) -> list[_Hit]:
         """The matching records of ``buf[begin:end]``, which holds whole records.
 
@@ -213,6 +241,12 @@ class LogFilter:
                 header = header_fullmatch(buf, line_start, p)
                 # The record runs to the next line that starts one (continuation lines included).
                 pos = rest_match(buf, p, end).end()  # type: ignore[union-attr]
+                if header is None:  # the tag may stand in the header too, e.g. "[%(job.tag)s] "
+                    later, header = self._later_on_line(buf, p, end, line_start, header_fullmatch)
+                    if header is not None:
+                        p = later
+                        if needle is None:
+                            m = search_any(buf, p, end)
                 if header is None:  # "[TAG] " inside a message, or in a continuation line
                     continue
             else:
