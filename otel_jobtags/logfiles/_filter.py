@@ -6,33 +6,36 @@ import collections
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import IO, NamedTuple
 
-from ..errors import ConfigError, JobTagsError
+from ..errors import ConfigError
 from ..tags import JobTag, TagRegistry
 from ._follow import FileTail
-from ._formats import CONTINUATION_MARK, DEFAULT_INSIDE, DEFAULT_START, LineFormat, as_line_format
-from ._reading import open_log, read_chunks, read_chunks_backwards, rotated_files
-from ._records import LogEntry, align_time, asctime_bytes, level_number, parse_level, resolve_registry
+from ._formats import (
+    CONTINUATION_MARK,
+    DEFAULT_INSIDE,
+    DEFAULT_START,
+    LineFormat,
+    as_line_format,
+    later_header_tag,
+    tag_finder,
+)
+from ._reading import LogPaths, log_files, open_log, read_chunks, read_chunks_backwards, rotated_files
+from ._records import (
+    LogEntry,
+    Selection,
+    align_time,
+    asctime_bytes,
+    level_number,
+    parse_level,
+    resolve_registry,
+)
 
 __all__ = ["LogFilter", "LogPaths"]
 
-
-@dataclass(frozen=True)
-class _Selection:
-    tag: JobTag | None
-    min_level: int | None
-    since: datetime | None
-    until: datetime | None
-    contains: str | None
-    ignore_case: bool
-
-
-LogPaths = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
 
 # How many lines a run or a record's rest takes: all it can. Whole lines are
 # taken and nothing follows, so no match ever gives one back: where the regex
@@ -96,7 +99,7 @@ class LogFilter:
         if (since is not None or until is not None) and not self.format.has_time:
             raise ConfigError(f"Cannot filter by time: the line format {self.format!r} has no time")
         aware = self.format.tz is not None
-        self.selection = _Selection(
+        self.selection = Selection(
             tag=tag,
             min_level=min_level,
             since=align_time(since, aware) if since is not None else None,
@@ -173,34 +176,6 @@ class LogFilter:
             return self._contains_b in text
         return self._contains_fold in text.decode("utf-8", "replace").casefold()
 
-    def _later_on_line(
-        self,
-        buf: bytes,
-        p: int,
-        end: int,
-        line_start: int,
-        header_fullmatch: Callable[[bytes, int, int], re.Match[bytes] | None],
-    ) -> tuple[int, re.Match[bytes] | None]:
-        """A later ``[TAG] `` on the line of the one at ``p`` that a header precedes, if any.
-
-        A format may write the tag before the message too (``"[%(job.tag)s] "``):
-        the first hit is then in the header, and the message's own tag follows.
-        """
-        line_end = buf.find(b"\n", p, end)
-        line_end = end if line_end < 0 else line_end
-        needle = self._needle
-        while True:
-            if needle is not None:
-                p = buf.find(needle, p + 1, line_end)
-            else:
-                found = self._any_tag.search(buf, p + 1, line_end)
-                p = found.start() if found is not None else -1
-            if p < 0:
-                return p, None
-            header = header_fullmatch(buf, line_start, p)
-            if header is not None:
-                return p, header
-
     def _scan(self, buf: bytes, end: int, begin: int = 0) -> list[_Hit]:
         """The matching records of ``buf[begin:end]``, which holds whole records.
 
@@ -242,7 +217,9 @@ class LogFilter:
                 # The record runs to the next line that starts one (continuation lines included).
                 pos = rest_match(buf, p, end).end()  # type: ignore[union-attr]
                 if header is None:  # the tag may stand in the header too, e.g. "[%(job.tag)s] "
-                    later, header = self._later_on_line(buf, p, end, line_start, header_fullmatch)
+                    later, header = later_header_tag(
+                        buf, p, end, line_start, header_fullmatch, tag_finder(needle, self._any_tag)
+                    )
                     if header is not None:
                         p = later
                         if needle is None:
@@ -333,7 +310,7 @@ class LogFilter:
     def _buffers(self, paths: LogPaths, rotated: bool) -> Iterator[tuple[str, bytes, int]]:
         """``(source, buffer, end)`` for each file in turn, ``buffer[:end]`` whole records."""
         start_match = self.format.start.match
-        for path in self._paths(paths, rotated):
+        for path in log_files(paths, rotated):
             source = os.fspath(path)
             stream, seekable = open_log(path)
             with stream:
@@ -345,19 +322,6 @@ class LogFilter:
             out = self._scan(buf, end)
             if out:
                 yield source, out
-
-    def _paths(self, paths: LogPaths, rotated: bool) -> list[Path]:
-        if isinstance(paths, (str, os.PathLike)):
-            paths = [paths]
-        ordered: list[Path] = []
-        for path in paths:
-            found = rotated_files(path) if rotated else [p for p in [Path(path)] if p.exists()]
-            if not found:
-                raise JobTagsError(f"No such log file: {os.fspath(path)!r}")
-            for p in found:
-                if p not in ordered:
-                    ordered.append(p)
-        return ordered
 
     # -- public -----------------------------------------------------------
 
@@ -385,12 +349,12 @@ class LogFilter:
         through), and only these records become :class:`LogEntry` objects:
         the way to show a frequent job's recent logs.
         """
-        files = [(path, None) for path in self._paths(paths, rotated)]
+        files = [(path, None) for path in log_files(paths, rotated)]
         return [self._entry(hit, source) for source, hit in self._last(files, count)]
 
     def last_raw(self, paths: LogPaths, count: int, *, rotated: bool = True) -> list[bytes]:
         """Like :meth:`last`, but each record as the raw bytes of its lines."""
-        files = [(path, None) for path in self._paths(paths, rotated)]
+        files = [(path, None) for path in log_files(paths, rotated)]
         return [hit.raw for _, hit in self._last(files, count)]
 
     def _last(self, files: Sequence[tuple[Path, int | None]], count: int) -> list[tuple[str, _Hit]]:

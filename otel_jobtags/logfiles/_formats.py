@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, tzinfo
 from typing import Final
 
@@ -16,6 +17,8 @@ __all__ = [
     "DEFAULT_START",
     "LineFormat",
     "as_line_format",
+    "later_header_tag",
+    "tag_finder",
 ]
 
 
@@ -311,3 +314,42 @@ def as_line_format(value: LineFormat | str | re.Pattern[str] | re.Pattern[bytes]
     if isinstance(value, re.Pattern):
         return LineFormat.from_regex(value)
     return LineFormat(value)
+
+
+TagFinder = Callable[[bytes, int, int], int]
+"""Where the next ``[TAG] `` starts in ``buf[start:stop]``, or -1."""
+
+
+def tag_finder(needle: bytes | None, any_tag: re.Pattern[bytes]) -> TagFinder:
+    """Find one job's ``needle`` (``b"[TAG] "``), or with none any registered tag."""
+    if needle is not None:
+        return lambda buf, start, stop: buf.find(needle, start, stop)
+
+    def find_any(buf: bytes, start: int, stop: int) -> int:
+        found = any_tag.search(buf, start, stop)
+        return found.start() if found is not None else -1
+
+    return find_any
+
+
+def later_header_tag(
+    buf: bytes,
+    p: int,
+    end: int,
+    line_start: int,
+    header_fullmatch: Callable[[bytes, int, int], re.Match[bytes] | None],
+    find_tag: TagFinder,
+) -> tuple[int, re.Match[bytes] | None]:
+    """A later ``[TAG] `` on the line of the one at ``p`` that a header precedes, if any.
+
+    A format may write the tag before the message too (``"[%(job.tag)s] "``):
+    the first hit is then in the header, and the message's own tag follows.
+    Returns its position and the header's match, or ``(-1, None)``.
+    """
+    line_end = buf.find(b"\n", p, end)
+    line_end = end if line_end < 0 else line_end
+    while (p := find_tag(buf, p + 1, line_end)) >= 0:
+        header = header_fullmatch(buf, line_start, p)
+        if header is not None:
+            return p, header
+    return -1, None

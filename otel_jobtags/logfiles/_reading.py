@@ -7,15 +7,19 @@ import gzip
 import lzma
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, cast
+
+from ..errors import JobTagsError
 
 __all__ = [
     "CHUNK_SIZE",
     "MAX_BUFFER",
+    "LogPaths",
     "StartMatch",
     "last_record_start",
+    "log_files",
     "open_log",
     "read_chunks",
     "read_chunks_backwards",
@@ -169,3 +173,26 @@ def read_chunks_backwards(
         high = low + first
         size = CHUNK_SIZE
         at_end = False
+
+
+LogPaths = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
+"""One log file or several; each stands for itself and its rotated generations."""
+
+
+def log_files(paths: LogPaths, rotated: bool) -> list[Path]:
+    """The files to read, oldest first, each once: with ``rotated``, their rotated generations too.
+
+    Raises:
+        JobTagsError: a named file (with no rotated generation) does not exist.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    ordered: list[Path] = []
+    for path in paths:
+        found = rotated_files(path) if rotated else [p for p in [Path(path)] if p.exists()]
+        if not found:
+            raise JobTagsError(f"No such log file: {os.fspath(path)!r}")
+        for p in found:
+            if p not in ordered:
+                ordered.append(p)
+    return ordered

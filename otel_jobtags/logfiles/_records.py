@@ -10,10 +10,11 @@ from typing import Any
 
 from ..context import active_registry
 from ..errors import ConfigError
-from ..tags import TagRegistry
+from ..tags import JobTag, TagRegistry
 
 __all__ = [
     "LogEntry",
+    "Selection",
     "align_time",
     "asctime_bytes",
     "level_number",
@@ -188,3 +189,15 @@ def resolve_registry(registry: TagRegistry | None) -> TagRegistry:
             "otel_jobtags.install(registry=...) or otel_jobtags.context.use_registry(...)"
         )
     return active
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which records a :class:`~otel_jobtags.logfiles.LogFilter` keeps."""
+
+    tag: JobTag | None
+    min_level: int | None
+    since: datetime | None
+    until: datetime | None
+    contains: str | None
+    ignore_case: bool

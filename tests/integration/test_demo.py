@@ -155,3 +155,15 @@ def test_demo_command_serves_every_jobs_view_and_prints_its_url(tmp_path: Path) 
     with Store.open(tmp_path / "d.db", readonly=True) as store:
         assert store.job_tags() == sorted(JOBS.names)  # every job exported over OTLP into the embedded store
         assert all(store.runs(name) for name in JOBS.names)  # each job's run records: its timeline
+
+
+def test_demo_runs_every_seed_job_with_run_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    log_file = tmp_path / "demo.log"
+    summaries = run_demo(duration=1.5, log_file=log_file, seed=7, out=io.StringIO())
+
+    assert sorted(name for name, s in summaries.items() if s.records) == sorted(JOBS.names)
+    text = log_file.read_text(encoding="utf-8")
+    for tag in JOBS:
+        assert f"{tag} run " in text, f"no run record of {tag}"

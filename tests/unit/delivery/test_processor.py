@@ -59,6 +59,7 @@ def log() -> Iterator[logging.Logger]:
     logger.setLevel(logging.NOTSET)
 
 
+@pytest.mark.slow  # waits through real retry backoff (seconds)
 def test_an_exception_raised_by_the_exporter_is_retried_and_nothing_is_discarded(log: logging.Logger) -> None:
     receiver = FakeReceiver()
     receiver.raises = 3
@@ -73,6 +74,7 @@ def test_an_exception_raised_by_the_exporter_is_retried_and_nothing_is_discarded
     assert stats.failed_exports == 3
 
 
+@pytest.mark.slow  # waits through real retry backoff (seconds)
 def test_a_flush_loop_during_an_outage_neither_defeats_the_backoff_nor_fragments_the_backlog(
     log: logging.Logger,
 ) -> None:

@@ -49,8 +49,11 @@ class Unreachable(LogRecordExporter):
 
 
 def spool_records(directory: Path, *bodies: str) -> None:
-    """Leave batches of ``bodies`` in ``directory`` as a process that could not deliver them does."""
-    installation = oj.install(exporter=Unreachable(), spool_dir=directory, shutdown_timeout=0.5)
+    """Leave batches of ``bodies`` in ``directory`` as a process that could not deliver them does.
+
+    The exit keeps what is undelivered in the spool however short its timeout.
+    """
+    installation = oj.install(exporter=Unreachable(), spool_dir=directory, shutdown_timeout=0.2)
     log = logging.getLogger("app.spooled")
     log.setLevel(logging.INFO)
     for body in bodies:

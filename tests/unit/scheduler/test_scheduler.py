@@ -1140,22 +1140,6 @@ def test_invalid_run_record_policies_are_refused(kwargs: dict[str, Any], message
 # ---------------------------------------------------------------------------
 
 
-def test_demo_runs_every_seed_job_with_run_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import io
-
-    from otel_jobtags.demo import JOBS, run_demo
-
-    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"):
-        monkeypatch.delenv(name, raising=False)
-    log_file = tmp_path / "demo.log"
-    summaries = run_demo(duration=1.5, log_file=log_file, seed=7, out=io.StringIO())
-
-    assert sorted(name for name, s in summaries.items() if s.records) == sorted(JOBS.names)
-    text = log_file.read_text(encoding="utf-8")
-    for tag in JOBS:
-        assert f"{tag} run " in text, f"no run record of {tag}"
-
-
 def test_importing_the_package_does_not_import_apscheduler() -> None:
     import subprocess
     import sys
