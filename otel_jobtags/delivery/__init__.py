@@ -6,7 +6,12 @@
 - :mod:`.machine` -- batching, retry and refusal as a pure state machine.
 - :mod:`.outcome` and :mod:`.exporters` -- export results classified by the
   OTLP specification's retry rules, and exporters that report them.
-- :mod:`.processor` -- the thread, fork, flush and shutdown shell.
+- :mod:`.processor` -- the thread, fork, flush and shutdown shell
+  (:mod:`.defaults` its settings' defaults; :mod:`.resources` the resource
+  records are exported with, also after a fork).
+- :mod:`.spool`, :mod:`.spoolformat` and :mod:`.spooling` -- the on-disk
+  spool (directory, key, locks), its batch files, and the write-ahead of the
+  machine's batches to it (users import :mod:`otel_jobtags.spool`).
 
 # @FEAT:background-log-tagging
 """

@@ -25,10 +25,8 @@ and loses a batch when the exporter gives up on it):
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,14 +36,27 @@ from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.resources import Resource
 
 from .. import _diagnostics, _fork
-from ..errors import ConfigError
 from ..pipeline_logs import hint_for
-from ..spool import Spool
+from .defaults import (
+    ADOPT_INTERVAL,
+    DEFAULT_MAX_BATCH_BYTES,
+    DEFAULT_MAX_BATCH_SIZE,
+    DEFAULT_MAX_QUEUE_BYTES,
+    DEFAULT_MAX_QUEUE_RECORDS,
+    DEFAULT_PROBE_AFTER_FAILURES,
+    DEFAULT_RETRY_INITIAL,
+    DEFAULT_RETRY_MAX,
+    DEFAULT_SCHEDULE_DELAY,
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    require_positive,
+)
 from .internal import exporting
 from .machine import Batch, DeliveryMachine, Evict, Finish, Probe, Send, Split, Wait
 from .outcome import Outcome, export_classified
 from .queue import RecordQueue
-from .records import RecordBuilder, bounded, hashed, record_size
+from .records import RecordBuilder, record_size
+from .resources import ProcessResources
+from .spool import Spool
 from .spooling import BatchSpool
 from .stats import DeliveryStats, rejection_message
 
@@ -59,32 +70,6 @@ __all__ = [
     "DeliveryProcessor",
     "DeliveryStats",
 ]
-
-DEFAULT_MAX_QUEUE_RECORDS = 250_000
-"""Records held at most (in memory and in the spool) before the oldest are dropped."""
-DEFAULT_MAX_QUEUE_BYTES = 256 * 1024 * 1024
-"""Bytes (whole records, as counted by :func:`~otel_jobtags.delivery.records.prepared_size`)
-held at most before the oldest are dropped."""
-DEFAULT_MAX_BATCH_SIZE = 512
-DEFAULT_MAX_BATCH_BYTES = 3 * 1024 * 1024
-"""Bytes per export at most: below gRPC's default 4 MiB message limit (and the
-collector's), with room for the request's framing, resource and scopes."""
-DEFAULT_SCHEDULE_DELAY = 0.5
-DEFAULT_SHUTDOWN_TIMEOUT = 5.0
-DEFAULT_RETRY_INITIAL = 0.5
-DEFAULT_RETRY_MAX = 5.0
-DEFAULT_PROBE_AFTER_FAILURES = 5
-"""For exporters that do not classify failures: failures in a row of the head batch
-before it is split; refusals of a single record before it is rejected."""
-
-ADOPT_INTERVAL = 5.0
-"""Seconds between two looks, with a spool, for batches left by processes that have died since.
-
-A forking server's killed worker (gunicorn ``--preload``: SIGKILL on its
-timeout or from the OOM killer) leaves its batches in the spool, and nothing
-starts cold to adopt them: the master and the replacement worker are running
-already. So every process with a spool looks again now and then (and a
-forked child at once); the first to look takes them."""
 
 
 class DeliveryProcessor(LogRecordProcessor):
@@ -141,18 +126,16 @@ class DeliveryProcessor(LogRecordProcessor):
         resource: Resource | Callable[[], Resource] | None = None,
         limits: LogRecordLimits | None = None,
     ) -> None:
-        for name, value in (
-            ("max_queue_records", max_queue_records),
-            ("max_queue_bytes", max_queue_bytes),
-            ("max_batch_size", max_batch_size),
-            ("max_batch_bytes", max_batch_bytes),
-            ("probe_after_failures", probe_after_failures),
-        ):
-            if value < 1:
-                raise ConfigError(f"Invalid {name}={value!r}: use a whole number greater than 0")
+        require_positive(
+            max_queue_records=max_queue_records,
+            max_queue_bytes=max_queue_bytes,
+            max_batch_size=max_batch_size,
+            max_batch_bytes=max_batch_bytes,
+            probe_after_failures=probe_after_failures,
+        )
         self._exporter: LogRecordExporter | None = exporter
         self._fork_exporter = fork_exporter
-        self._new_instance_id_after_fork = new_instance_id_after_fork
+        self._resources = ProcessResources(new_instance_id_after_fork)
         self._inherited: list[LogRecordExporter] = []
         self._settings = {
             "max_batch_size": max_batch_size,
@@ -174,9 +157,6 @@ class DeliveryProcessor(LogRecordProcessor):
         self._builder = RecordBuilder(self._resource(), limits)
         self.queue = RecordQueue(max_queue_records, max_queue_bytes, max_batch_size)
         """The hot path: :class:`~otel_jobtags.handler.JobTagHandler` puts prepared records here."""
-        self._resource_map: dict[int, tuple[Resource, Resource]] = {}
-        self._forked = False
-        self._child_resource_attributes: dict[str, str | int] = {}
         self._reset_state()
         if spool is not None:
             for spooled in spool.adopt():
@@ -221,12 +201,8 @@ class DeliveryProcessor(LogRecordProcessor):
         self.queue.reset_after_fork()
         self._reset_state()
         self._next_adoption = 0.0  # a replacement worker takes over a dead one's batches at once
-        self._forked = True
-        self._resource_map = {}
-        self._child_resource_attributes = {"process.pid": os.getpid()}
-        if self._new_instance_id_after_fork:
-            self._child_resource_attributes["service.instance.id"] = str(uuid.uuid4())
-        self._builder.resource = self._child_resource(self._resource())
+        self._resources.after_fork_in_child()
+        self._builder.resource = self._resources.exported(self._resource())
         if self._spool is not None:
             self._spool.after_fork_in_child()
         if self._fork_exporter is not None and self._exporter is not None:
@@ -266,35 +242,7 @@ class DeliveryProcessor(LogRecordProcessor):
 
     # -- the worker's side --------------------------------------------------------
     def _readable(self, items: list[Any]) -> list[ReadableLogRecord]:
-        out: list[ReadableLogRecord] = []
-        builder = self._builder
-        for item in items:
-            if type(item) is tuple:
-                out.append(builder.build(item))
-                continue
-            if isinstance(item, ReadableLogRecord):
-                out.append(item)
-                continue
-            rec: ReadWriteLogRecord = item
-            resource = self._child_resource(
-                rec.resource if rec.resource is not None else Resource.get_empty()
-            )
-            readable = bounded(rec.log_record, resource, rec.instrumentation_scope, rec.limits)
-            out.append(builder.clean(readable))
-        return out
-
-    def _child_resource(self, resource: Resource) -> Resource:
-        # The resource records are exported with: the SDK gives a forked child
-        # the parent's resource, and records must name the process that wrote
-        # them; and its hash is kept (see records.hashed).
-        entry = self._resource_map.get(id(resource))
-        if entry is None or entry[0] is not resource:
-            exported = resource
-            if self._forked:
-                exported = resource.merge(Resource(self._child_resource_attributes))
-            entry = (resource, hashed(exported))
-            self._resource_map[id(resource)] = entry
-        return entry[1]
+        return self._resources.readable(items, self._builder)
 
     def _run(self) -> None:
         with exporting():
@@ -539,13 +487,5 @@ class DeliveryProcessor(LogRecordProcessor):
                     f"for {self.shutdown_timeout:g}s); set a spool directory to keep them"
                 )
             return
-        assert self._spooling is not None
         with exporting():
-            on_disk, written = self._spooling.keep(pending)
-        if on_disk + written:
-            _diagnostics.write(
-                f"{on_disk + written} log records not delivered before exit are kept in "
-                f"{self._spooling.spool.directory} for the next start"
-            )
-        if left - on_disk - written:
-            _diagnostics.write(f"{left - on_disk - written} log records were not delivered and are lost")
+            self._spooling.keep_at_exit(pending, left)

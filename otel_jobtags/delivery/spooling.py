@@ -17,8 +17,8 @@ from typing import Any
 from opentelemetry.sdk._logs import ReadableLogRecord
 
 from .. import _diagnostics
-from ..spool import Spool, SpooledBatch, SpoolError
 from .machine import Batch, Finish, Split
+from .spool import Spool, SpooledBatch, SpoolError
 
 __all__ = ["IN_MEMORY_BATCHES", "BatchSpool", "describe"]
 
@@ -142,6 +142,17 @@ class BatchSpool:
                 self._warn_write(exc)
         self.spool.close()
         return on_disk, written
+
+    def keep_at_exit(self, pending: Sequence[Batch], left: int) -> None:
+        """At exit: :meth:`keep` what is left (``left`` records) and say on stderr what became of it."""
+        on_disk, written = self.keep(pending)
+        if on_disk + written:
+            _diagnostics.write(
+                f"{on_disk + written} log records not delivered before exit are kept in "
+                f"{self.spool.directory} for the next start"
+            )
+        if left - on_disk - written:
+            _diagnostics.write(f"{left - on_disk - written} log records were not delivered and are lost")
 
     def _warn_write(self, exc: Exception) -> None:
         self._throttle.warn("spool-write", f"could not write to the spool: {describe(exc)}")
