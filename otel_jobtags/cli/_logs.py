@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterable
 
 from .._loading import load_registry
-from ._options import non_negative_float, positive_int, selection_options
+from ._options import non_negative_float, non_negative_int, selection_options
 
 
 def add_logs_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,7 +27,7 @@ def add_logs_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
     logs.add_argument(
         "-n",
         "--tail",
-        type=positive_int,
+        type=non_negative_int,
         metavar="N",
         help="only the last N records (with --follow: default 10)",
     )

@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 from .._loading import PYPROJECT_TABLE, REGISTRY_ENV, SPEC_HELP, valid_spec
 from ..errors import ConfigError
 
+N = TypeVar("N", int, float)
 
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is negative")
-    return value
+
+def _non_negative(convert: Callable[[str], N], noun: str) -> Callable[[str], N]:
+    """An argparse type: ``convert`` the text, refusing what is not a ``noun`` or is negative."""
+
+    def parse(text: str) -> N:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{text!r} is negative")
+        return value
+
+    return parse
+
+
+non_negative_float = _non_negative(float, "a number")
+non_negative_int = _non_negative(int, "a whole number")
 
 
 def job_tag_as_option(parser: argparse.ArgumentParser) -> None:
@@ -62,16 +75,6 @@ def time_arg(text: str) -> datetime:
         return parse_time(text)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is negative")
-    return value
 
 
 def selection_options(parser: argparse.ArgumentParser) -> None:

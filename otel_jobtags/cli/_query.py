@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from .._loading import load_registry
-from ._options import job_tag_as_option, non_negative_float, positive_int, selection_options
+from ._options import job_tag_as_option, non_negative_float, non_negative_int, selection_options
 
 
 def add_query_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,7 +40,7 @@ def add_query_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help="service.name of the application; default: $OTEL_SERVICE_NAME, else any",
     )
     query.add_argument(
-        "--limit", type=positive_int, default=100, help="at most this many records (default: %(default)s)"
+        "--limit", type=non_negative_int, default=100, help="at most this many records (default: %(default)s)"
     )
     query.add_argument("--tenant", help="Loki tenant (sent as X-Scope-OrgID)")
     query.add_argument(

@@ -256,3 +256,21 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> Non
         141,
         b"",
     )
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("--tail", "-1", "argument -n/--tail: '-1' is negative"),
+        ("--tail", "ten", "argument -n/--tail: 'ten' is not a whole number"),
+        ("--max-seconds", "-0.5", "argument --max-seconds: '-0.5' is negative"),
+        ("--max-seconds", "soon", "argument --max-seconds: 'soon' is not a number"),
+    ],
+)
+def test_a_negative_or_non_numeric_count_is_refused_with_the_option_named(
+    log: Path, option: str, value: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["logs", "--registry", "otel_jobtags.demo:JOBS", option, value, str(log)])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"otel-jobtags logs: error: {says}"
